@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// House rules tsc cannot check. Run from a package directory.
+// - no relative import that leaves the package (use the other package's public name instead);
+// - no deep import into another package (`@ambit/x/dist/...`): each package's index.ts is its surface;
+// - no `.only(` left in tests; no `process.env` outside config/ in deployables.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve, relative, dirname } from 'node:path';
+
+const pkg = resolve('.');
+const problems = [];
+const walk = (d) => {
+  for (const e of readdirSync(d)) {
+    const p = join(d, e);
+    if (e === 'node_modules' || e === 'dist' || e === 'build') continue;
+    if (statSync(p).isDirectory()) walk(p);
+    else if (p.endsWith('.ts')) check(p);
+  }
+};
+const deployable = JSON.parse(readFileSync('package.json', 'utf8')).ambit?.deployable === true;
+function check(file) {
+  const text = readFileSync(file, 'utf8');
+  const rel = relative(pkg, file);
+  for (const m of text.matchAll(/from\s+'([^']+)'/g)) {
+    const spec = m[1];
+    if (spec.startsWith('.')) {
+      const target = resolve(dirname(file), spec);
+      if (relative(pkg, target).startsWith('..')) problems.push(`${rel}: relative import leaves the package: ${spec}`);
+    }
+    if (/^@ambit\/[^/]+\/(dist|src)\//.test(spec)) problems.push(`${rel}: deep import ${spec}; import the package name`);
+  }
+  if (/\b(test|it|describe)\.only\(/.test(text)) problems.push(`${rel}: .only( left in a test`);
+  if (deployable && rel.startsWith('src/') && !rel.startsWith('src/config/') && !rel.endsWith('.test.ts') && /process\.env/.test(text)) {
+    problems.push(`${rel}: process.env read outside src/config/`);
+  }
+}
+for (const d of ['src', 'test', 'bench']) { try { walk(join(pkg, d)); } catch { /* absent */ } }
+if (problems.length) { console.error(problems.join('\n')); process.exit(1); }
+console.log(`lint: ${relative(process.cwd(), pkg) || '.'} ok`);
