@@ -1,1 +1,36 @@
-export {};
+// Public surface of @ambit/e2e: the netns test topology and the helpers every e2e test shares.
+export {
+  createTopology,
+  Topology,
+  TopologyLeftoverError,
+  type TopologyOptions,
+  type TopologyNode,
+  type TopologyPod,
+  type Underlay,
+  type Target,
+} from './topology.js';
+export {
+  spawnInNetns,
+  execInNetns,
+  runCommand,
+  NetnsProcess,
+  BoundedBuffer,
+  type SpawnOptions,
+  type ExecOptions,
+  type ExecResult,
+  type ExitStatus,
+} from './process.js';
+export { Capture, CaptureResult, startCapture, captureDuring, waitForMarker, type CaptureOptions, type Spawner } from './capture.js';
+export { parsePcap, buildPcap, type CapturedPacket } from './pcap.js';
+export { waitFor, pollSync, WaitTimeoutError, type WaitOptions } from './wait.js';
+export { requireRoot, requireTools, NotRootError } from './root.js';
+export { netnsInode, processNetnsInode, pidsInNetns, listNetns, isProcessAlive } from './netns.js';
+export {
+  appPath,
+  startEchoServer,
+  runEchoClient,
+  type EchoServer,
+  type EchoServerEvent,
+  type EchoClientResult,
+} from './echo.js';
+export * from './naming.js';
