@@ -3,17 +3,17 @@
 // which is exactly how the node agent works.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, statSync } from 'node:fs';
 import type net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_SOCKET_MARK, PORTS } from '@ambit/api';
 import { getMark, getOriginalDst, listenInNetns, socketInNetns } from './addon.js';
-import { applyPodRedirection } from './pod-redirection.js';
+import { applyPodRedirection, checkPodRedirection } from './pod-redirection.js';
 import { connectInNetns, createServerInNetns, getSocketFd, getSocketOriginalDst } from './sockets.js';
 import { createTestTopology, type TestTopology } from './testing/netns-topology.js';
-import { nextConnection, readBytes, waitForEvent } from './testing/wait.js';
+import { nextConnection, readBytes, waitFor, waitForEvent } from './testing/wait.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let topo: TestTopology;
@@ -127,6 +127,24 @@ test('source preservation: bindFd with IP_TRANSPARENT makes the app see the clie
   conn.write('pong');
   assert.equal(await readBytes(agent, 4, 'agent delivery socket'), 'pong');
   assert.equal(agent.localAddress, topo.peer.ip);
+});
+
+test('a /proc/PID/ns/net path works like a /var/run/netns path, for sockets and for rules', async (t) => {
+  t.after(cleanupSockets);
+  // nsenter execs (no fork) for --net alone, so the child's pid is a process inside the pod netns.
+  const holder = spawn('nsenter', [`--net=${topo.pod.path}`, '--', 'cat'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  t.after(() => { holder.kill(); });
+  await waitForEvent(holder, 'spawn', 'nsenter cat');
+  const procPath = `/proc/${holder.pid}/ns/net`;
+  // 'spawn' fires before nsenter has called setns(); until then the pid is still in the root netns.
+  const podInode = statSync(topo.pod.path).ino;
+  await waitFor(() => { try { return statSync(procPath).ino === podInode; } catch { return false; } }, `${procPath} in the pod netns`);
+  assert.deepEqual((await checkPodRedirection({ netns: procPath, ipv6: true })).summary, []);
+  // TPROXY (also on 15008) only delivers to transparent listeners.
+  const server = track(await createServerInNetns({ netns: procPath, port: PORTS.hbone, transparent: true }));
+  const accepted = nextConnection(server, 'pod:15008 via /proc path');
+  track(connectInNetns({ netns: topo.peer.path, host: topo.pod.ip, port: PORTS.hbone }));
+  assert.equal(track(await accepted).localAddress, topo.pod.ip);
 });
 
 test('SO_REUSEPORT: a second fd and a second process bind the same port in the same netns', async () => {

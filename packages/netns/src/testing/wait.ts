@@ -36,3 +36,12 @@ export function readBytes(socket: net.Socket, bytes: number, what: string, timeo
     socket.on('error', onError);
   });
 }
+
+/** Polls `condition` every 10 ms until it holds, failing after timeoutMs with `what`. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
