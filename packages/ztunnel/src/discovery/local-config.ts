@@ -83,7 +83,7 @@ export function parseLocalConfig(text: string, file = '<inline>'): ParsedLocalCo
   const doc = parseDocument(text, { lineCounter, customTags: TAGS, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const pos = e.linePos?.[0];
+    const pos = e.pos ? lineCounter.linePos(e.pos[0]) : undefined;
     throw new ConfigError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: invalid YAML: ${e.message.split('\n')[0]}`, { cause: e });
   }
   const lineOf = (n: unknown): number | undefined => {
