@@ -25,7 +25,8 @@ export interface ConnectionFacts {
   readonly destinationIp: string;
   /** The target port after service -> target translation, not 15008. */
   readonly destinationPort: number;
-  /** For messages only. */
+  /** The local workload the connection is for. Not used by the decision (the caller already chose its policies
+   * with `state.policiesFor(workload)`); carried so one facts object can feed the decision and the access log. */
   readonly destinationWorkload?: Workload;
 }
 
