@@ -56,9 +56,10 @@ export function listenServerInNetns(server: net.Server, options: ListenInNetnsOp
   const { netns, port, mark, transparent, reusePort, backlog } = options;
   const fd = listenInNetns(netns, bindHost(options), port, { mark, transparent, reusePort, backlog });
   return new Promise((resolvePromise, reject) => {
+    // Once listen() has the fd, Node's handle owns it and closes it on failure; closing it here as well could
+    // close an unrelated fd that reused the number.
     const onError = (err: Error): void => {
       server.off('listening', onListening);
-      try { closeSync(fd); } catch { /* already owned and closed by the server */ }
       reject(err);
     };
     const onListening = (): void => {
