@@ -80,7 +80,7 @@ export class HboneServer {
     this.server.on('session', (s) => this.onSession(s));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-      this.log.warn({ peer: peerText(socket), reason: tlsReason(err) }, 'HBONE TLS handshake refused');
+      this.log.warn({ peer: peerText(socket), reason: tlsReason(err, socket.authorizationError) }, 'HBONE TLS handshake refused');
     });
     this.server.on('unknownProtocol', (socket: TLSSocket) => {
       this.log.warn({ peer: peerText(socket), alpn: socket.alpnProtocol || 'none' }, 'HBONE connection refused: client did not negotiate ALPN h2');
@@ -205,8 +205,23 @@ function peerText(socket: Socket): string {
   return `${a.includes(':') ? `[${a}]` : a}:${socket.remotePort ?? 0}`;
 }
 
-function tlsReason(err: Error & { code?: string }): string {
+/**
+ * Why a handshake failed, in words. Node verifies the client chain after OpenSSL's handshake and then destroys the
+ * socket without an error of its own ("socket hang up"), leaving the verdict in `authorizationError`.
+ */
+function tlsReason(err: Error & { code?: string }, authorizationError?: Error | string): string {
+  const code = typeof authorizationError === 'string' ? authorizationError : (authorizationError as { code?: string } | undefined)?.code;
+  switch (code) {
+    case undefined: break;
+    case 'CERT_HAS_EXPIRED': return 'client certificate expired';
+    case 'CERT_NOT_YET_VALID': return 'client certificate not yet valid';
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY': case 'UNABLE_TO_GET_ISSUER_CERT': case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN': case 'DEPTH_ZERO_SELF_SIGNED_CERT': case 'CERT_SIGNATURE_FAILURE':
+      return `client certificate not signed by the mesh root (${code})`;
+    default: return `client certificate refused (${code})`;
+  }
   const m = err.message;
+  if (/no application protocol/i.test(m)) return 'client did not offer ALPN h2';
   if (/peer did not return a certificate|certificate required/i.test(m)) return 'client presented no certificate';
   if (/certificate has expired|certificate expired/i.test(m)) return 'client certificate expired';
   if (/unknown ca|unable to get local issuer|self.signed|certificate verify failed/i.test(m)) return `client certificate not signed by the mesh root (${m})`;
