@@ -223,7 +223,7 @@ test('a peer that stops answering fails its streams within the keepalive bound',
   await waitFor(() => failedAt > 0, 5000, 'stream to fail after the peer went silent');
   // bound: one interval to send the PING plus the PING timeout, with scheduling slack
   assert.ok(failedAt - frozeAt < 50 + 200 + 1000, `failed after ${failedAt - frozeAt} ms`);
-  assert.equal(client.stats().connections, 0);
+  await waitFor(() => client.stats().connections === 0, 2000, 'the dead connection to leave the pool');
 });
 
 test('concurrent first requests to a dead address share one failed handshake', async () => {
