@@ -1,0 +1,117 @@
+// Wiring only: builds the agent from one Config and its runtime handles, and hands each part what it needs.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ConfigError } from '@ambit/api';
+import { createAdminServers, type AdminServers } from './admin/servers.js';
+import { describeCertifiedKey, type CertificateInfo } from './admin/config-dump.js';
+import { createReadiness, type Readiness } from './admin/readiness.js';
+import type { Config } from './config/load.js';
+import { watchLocalConfig, type LocalConfigWatcher } from './discovery/local-config.js';
+import { createLocalCaClient, SecretManager } from './identity/secret-manager.js';
+import { createEnrollmentServer, type EnrollmentServer } from './inpod/enrollment-api.js';
+import { createPodEnrollment, type PodEnrollment } from './inpod/pod-enrollment.js';
+import { createPodRegistry } from './inpod/pod-registry.js';
+import { ConnectionTracker } from './proxy/connections.js';
+import { PodManager } from './proxy/pod-manager.js';
+import { createStateStore, type StateStore } from './state/store.js';
+import { createStateUpdater } from './state/updater.js';
+import { createConnectionTelemetry } from './telemetry/connection-result.js';
+import { createLogLevels } from './telemetry/log-levels.js';
+import { createConnectionMetrics } from './telemetry/metrics.js';
+
+/** Live handles kept apart from the frozen Config (linkerd's Config vs Runtime). */
+export interface Runtime {
+  logger: Logger;
+  registry: Registry;
+  version: string;
+  /** Called when the agent asks to exit (after /quitquitquit or a finished drain). */
+  exit: (code: number) => void;
+}
+
+export interface App {
+  readonly state: StateStore;
+  readonly readiness: Readiness;
+  readonly pods: PodManager;
+  readonly enrollment: PodEnrollment;
+  readonly connections: ConnectionTracker;
+  start(): Promise<void>;
+  /** Drain: stop accepting everywhere, wait for live connections (bounded by config), then close. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function createApp(config: Readonly<Config>, runtime: Runtime): Promise<App> {
+  const { logger, registry } = runtime;
+  const logLevels = createLogLevels({ root: logger, initial: config.logLevel });
+  const log = logLevels.logger('agent');
+  const state = createStateStore({ logger: logLevels.logger('state') });
+  const updater = createStateUpdater({ store: state });
+  const readiness = createReadiness();
+
+  if (!config.localXdsPath) {
+    throw new ConfigError('XDS_ADDRESS is set but this agent has no xDS client yet: set LOCAL_XDS_PATH to a local config file');
+  }
+  if (!config.localCa) {
+    throw new ConfigError('CA_ADDRESS is set but this agent has no CA client yet: set AMBIT_LOCAL_CA_CERT and AMBIT_LOCAL_CA_KEY');
+  }
+  const ca = await createLocalCaClient({ ...config.localCa, trustDomain: config.trustDomain, ttlSeconds: config.secretTtlSeconds });
+  const secrets = new SecretManager(ca, logLevels.logger('certificates'));
+  const metrics = createConnectionMetrics(registry, { component: 'ztunnel', tag: runtime.version });
+  const telemetry = createConnectionTelemetry({ metrics, logger: logLevels.logger('access') });
+  const connections = new ConnectionTracker();
+  const pods = new PodManager({ inputs: { config, state, secrets, telemetry, connections, logger: logLevels.logger('proxy') } });
+  const podRegistry = createPodRegistry({ path: config.podSnapshotPath, logger: logLevels.logger('inpod') });
+  const enrollment = createPodEnrollment({ capturer: pods, registry: podRegistry, logger: logLevels.logger('inpod') });
+  const enrollServer: EnrollmentServer = createEnrollmentServer({ socketPath: config.cniSocketPath, enrollment, logger: logLevels.logger('inpod') });
+  let watcher: LocalConfigWatcher | undefined;
+  let admin: AdminServers | undefined;
+  let shuttingDown: Promise<void> | undefined;
+
+  const certificates = (): CertificateInfo[] => secrets.list().map((c) =>
+    describeCertifiedKey(c, c.state === 'available' ? 'Available' : c.state === 'initializing' ? 'Initializing' : `Unavailable: ${c.lastError ?? 'unknown'}`));
+
+  const app: App = {
+    state, readiness, pods, enrollment, connections,
+    async start() {
+      const stateTask = readiness.register('local config');
+      const podsTask = readiness.register('pod snapshot');
+      admin = createAdminServers({
+        config, state, certificates, logger, logLevels, registry, readiness,
+        version: { version: runtime.version },
+        workloadState: () => Object.fromEntries(enrollment.list().map((p) => [p.pod.uid, { name: p.pod.name, namespace: p.pod.namespace, state: p.captured ? 'Up' : p.outcome === 'declined' ? 'Declined' : 'Pending', ...(p.reason ? { reason: p.reason } : {}) }])),
+        onQuit: () => { void app.shutdown('POST /quitquitquit').then(() => runtime.exit(0)); },
+        addresses: {
+          admin: hostPort(config.adminAddress), metrics: hostPort(config.metricsAddress), readiness: hostPort(config.readinessAddress),
+        },
+      });
+      await admin.listen();
+      watcher = watchLocalConfig(config.localXdsPath!, updater, logLevels.logger('local-config'));
+      await watcher.ready;
+      stateTask();
+      await enrollServer.listen();
+      const restored = await enrollment.restore();
+      podsTask();
+      log.info({ captured: restored.captured.length, declined: restored.declined.length, failed: restored.failed.length }, 'agent ready');
+    },
+    shutdown(reason) {
+      shuttingDown ??= (async () => {
+        log.info({ reason, connections: connections.size, drainTimeoutMs: config.drainTimeoutMs ?? 'none' }, 'draining');
+        readiness.register('shutting down');
+        pods.stopAccepting();
+        await enrollServer.close().catch(() => {});
+        const drained = await connections.waitForDrain(config.drainTimeoutMs);
+        if (!drained) log.warn({ left: connections.size }, 'drain bound reached: closing the remaining connections');
+        pods.destroyAll('agent shut down');
+        secrets.stop();
+        await watcher?.close();
+        await admin?.close();
+        log.info({ reason }, 'agent stopped');
+      })();
+      return shuttingDown;
+    },
+  };
+  return app;
+}
+
+function hostPort(a: { host: string; port: number }): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
