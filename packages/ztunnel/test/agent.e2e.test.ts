@@ -105,16 +105,6 @@ function metricLine(lines: string[], name: string, labels: Record<string, string
 }
 
 test('exact metric lines and access-log fields for a cross-node mTLS connection', async () => {
-  const before1 = await bed.metrics(1);
-  const opened = (lines: string[]) => Number(metricLine(lines, 'istio_tcp_connections_opened_total', { reporter: 'source', source_workload: 'sleep', destination_workload: 'echo' })?.split(' ').pop() ?? 0);
-  const base = opened(before1);
-  const r = await exchange(bed.connectFrom('sleep', ip('echo-v2'), 8080), 'metrics please');
-  assert.equal(r.echo, 'metrics please');
-  const banner = r.banner.length + 1;
-  const agent1 = bed.agents.get(1)!;
-  const agent2 = bed.agents.get(2)!;
-  await waitFor(async () => opened(await bed.metrics(1)) === base + 1, { timeoutMs: 5000, message: 'source metrics' });
-  const src = await bed.metrics(1);
   const labels = [
     'reporter="source"', 'source_workload="sleep"', 'source_canonical_service="sleep"', 'source_canonical_revision="v1"',
     'source_workload_namespace="default"', 'source_principal="spiffe://cluster.local/ns/default/sa/sleep"', 'source_app="sleep"',
@@ -124,14 +114,25 @@ test('exact metric lines and access-log fields for a cross-node mTLS connection'
     'destination_principal="spiffe://cluster.local/ns/default/sa/echo"', 'destination_app="echo"', 'destination_version="v2"',
     'destination_cluster="Kubernetes"', 'request_protocol="tcp"', 'response_flags="-"', 'connection_security_policy="mutual_tls"',
   ].join(',');
+  const openedLine = (lines: string[]) => lines.find((l) => l.startsWith(`istio_tcp_connections_opened_total{${labels}} `));
+  const opened = (lines: string[]) => Number(openedLine(lines)?.split(' ').pop() ?? 0);
+  const base = opened(await bed.metrics(1));
+  const r = await exchange(bed.connectFrom('sleep', ip('echo-v2'), 8080), 'metrics please');
+  assert.equal(r.echo, 'metrics please');
+  const banner = r.banner.length + 1;
+  const agent1 = bed.agents.get(1)!;
+  const agent2 = bed.agents.get(2)!;
+  await waitFor(async () => opened(await bed.metrics(1)) === base + 1, { timeoutMs: 5000, message: 'source metrics' });
+  const src = await bed.metrics(1);
   assert.ok(src.includes(`istio_tcp_connections_opened_total{${labels}} ${base + 1}`), `opened line missing:\n${src.filter((l) => l.startsWith('istio_tcp_connections_opened_total')).join('\n')}`);
   assert.ok(src.some((l) => l.startsWith(`istio_tcp_connections_closed_total{${labels}}`)));
   // destination side, reported by node 2's agent
   const dst = await bed.metrics(2);
   assert.ok(dst.some((l) => l.startsWith('istio_tcp_connections_opened_total{reporter="destination",source_workload="sleep"') && l.includes('connection_security_policy="mutual_tls"')));
   // one access line per connection on each side, with ztunnel's field names
-  await waitFor(() => bed.accessLog(agent1).some((l) => l.msg === 'connection complete' && l['dst.hbone_addr'] === `${ip('echo-v2')}:8080`), { timeoutMs: 5000, message: 'source access line' });
-  const line = bed.accessLog(agent1).filter((l) => l.msg === 'connection complete' && l['dst.hbone_addr'] === `${ip('echo-v2')}:8080`).pop()!;
+  const ours = (l: Record<string, unknown>) => l.msg === 'connection complete' && l['dst.hbone_addr'] === `${ip('echo-v2')}:8080` && l.bytes_sent === 'metrics please'.length;
+  await waitFor(() => bed.accessLog(agent1).some(ours), { timeoutMs: 5000, message: 'source access line' });
+  const line = bed.accessLog(agent1).filter(ours).pop()!;
   assert.equal(line['src.identity'], 'spiffe://cluster.local/ns/default/sa/sleep');
   assert.equal(line['dst.addr'], `${ip('echo-v2')}:15008`);
   assert.equal(line['dst.workload'], 'echo-v2');
@@ -143,4 +144,76 @@ test('exact metric lines and access-log fields for a cross-node mTLS connection'
   assert.match(String(line.duration), /^\d+ms$/);
   assert.match(String(line['src.addr']), new RegExp(`^${ip('sleep').replace(/\./g, '\\.')}:\\d+$`));
   await waitFor(() => bed.accessLog(agent2).some((l) => l.msg === 'connection complete' && l.direction === 'inbound' && l['src.identity'] === 'spiffe://cluster.local/ns/default/sa/sleep'), { timeoutMs: 5000, message: 'destination access line' });
+});
+
+async function reaches(from: string, to: string, port = 8080): Promise<boolean> {
+  const r = await exchange(bed.connectFrom(from, ip(to), port), 'knock', 5000);
+  return r.echo === 'knock';
+}
+
+/** Applies policies bound to echo-v2 and waits until the agents have them (a probe decides). */
+async function withPolicies(policies: unknown[], bound: string[], settled: () => Promise<boolean>, body: () => Promise<void>): Promise<void> {
+  bed.setConfig({ policies, podPolicies: { 'echo-v2': bound } });
+  try {
+    await waitFor(settled, { timeoutMs: 10_000, message: 'the new policy to apply' });
+    await body();
+  } finally {
+    bed.setConfig({ policies: [], podPolicies: {} });
+    await waitFor(async () => (await reaches('other', 'echo-v2')) && (await reaches('sleep', 'echo-v2')), { timeoutMs: 10_000, message: 'policies to be lifted' });
+  }
+}
+
+test('L4 AuthorizationPolicy: ALLOW by principal', async () => {
+  const allowSleep = { name: 'allow-sleep', namespace: 'default', scope: 'WorkloadSelector', action: 'Allow', rules: [[[{ principals: ['cluster.local/ns/default/sa/sleep'] }]]] };
+  await withPolicies([allowSleep], ['default/allow-sleep'], async () => !(await reaches('other', 'echo-v2')), async () => {
+    assert.equal(await reaches('sleep', 'echo-v2'), true, 'sleep is allowed');
+    assert.equal(await reaches('other', 'echo-v2'), false, 'other is not');
+    assert.equal(await reaches('plain-2', 'echo-v2'), false, 'plaintext has no principal');
+  });
+});
+
+test('L4 AuthorizationPolicy: DENY by namespace', async () => {
+  const denyOther = { name: 'deny-other-ns', namespace: 'default', scope: 'WorkloadSelector', action: 'Deny', rules: [[[{ namespaces: ['other'] }]]] };
+  await withPolicies([denyOther], ['default/deny-other-ns'], async () => !(await reaches('other', 'echo-v2')), async () => {
+    assert.equal(await reaches('sleep', 'echo-v2'), true);
+    assert.equal(await reaches('other', 'echo-v2'), false);
+  });
+  const line = bed.accessLog(bed.agents.get(2)!).filter((l) => l.direction === 'inbound' && String(l.reason ?? l.error ?? '').includes('deny-other-ns')).pop();
+  assert.ok(line, 'a denial access line names the policy');
+});
+
+test('L4 AuthorizationPolicy: DENY by source IP and ALLOW by port', async () => {
+  const denyIp = { name: 'deny-sleep-ip', namespace: 'default', scope: 'WorkloadSelector', action: 'Deny', rules: [[[{ sourceIps: [`${ip('sleep')}/32`] }]]] };
+  await withPolicies([denyIp], ['default/deny-sleep-ip'], async () => !(await reaches('sleep', 'echo-v2')), async () => {
+    assert.equal(await reaches('other', 'echo-v2'), true);
+  });
+  const allow9090 = { name: 'allow-9090', namespace: 'default', scope: 'WorkloadSelector', action: 'Allow', rules: [[[{ destinationPorts: [9090] }]]] };
+  await withPolicies([allow9090], ['default/allow-9090'], async () => !(await reaches('sleep', 'echo-v2')) && !(await reaches('other', 'echo-v2')), async () => {
+    assert.equal(await reaches('other', 'echo-v2', 8080), false, 'only port 9090 is allowed');
+  });
+});
+
+test('a policy change closes a now-denied live connection', async () => {
+  const sock = bed.connectFrom('other', ip('echo-v2'), 8080);
+  sock.setEncoding('utf8');
+  let data = '';
+  let closed = false;
+  let errorCode: string | undefined;
+  sock.on('data', (c: string) => { data += c; });
+  sock.on('error', (e: NodeJS.ErrnoException) => { errorCode = e.code; });
+  sock.on('close', () => { closed = true; });
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  sock.write('first\n');
+  await waitFor(() => data.includes('first'), { timeoutMs: 5000, message: 'echo on the live connection' });
+  const denyOther = { name: 'deny-other-live', namespace: 'default', scope: 'WorkloadSelector', action: 'Deny', rules: [[[{ namespaces: ['other'] }]]] };
+  bed.setConfig({ policies: [denyOther], podPolicies: { 'echo-v2': ['default/deny-other-live'] } });
+  try {
+    await waitFor(() => closed, { timeoutMs: 10_000, message: 'the live connection to be closed by the new policy' });
+    assert.equal(errorCode, 'ECONNRESET');
+    await waitFor(() => bed.accessLog(bed.agents.get(2)!).some((l) => String(l.reason ?? '').includes('deny-other-live') || String(l.error ?? '').includes('deny-other-live')),
+      { timeoutMs: 5000, message: 'an access line naming the policy' });
+  } finally {
+    bed.setConfig({ policies: [], podPolicies: {} });
+    sock.destroy();
+  }
 });
