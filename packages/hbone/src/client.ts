@@ -66,6 +66,8 @@ interface PooledConnection {
   active: number;
   maxStreams: number;
   draining: boolean;
+  /** Set when the server sent GOAWAY: streams above it were not processed. */
+  goawayLastStreamId: number | undefined;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -101,6 +103,20 @@ export class HboneClient {
 
   /** Opens a tunnel: resolves once the server answered 200; rejects with an HboneError otherwise. */
   async connect(req: ConnectRequest): Promise<HboneTunnel> {
+    // A CONNECT the server refused unprocessed (REFUSED_STREAM, or past the last stream id of its GOAWAY while it
+    // hands over to a new agent process) is safe to send again on another connection; HTTP/2 guarantees the
+    // app never saw it (RFC 9113 §8.7).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.connectOnce(req);
+      } catch (err) {
+        if (!(err instanceof HboneError && err.retriable) || attempt >= 3) throw err;
+        this.log.debug({ authority: req.authority, attempt, err: err.message }, 'retrying an unprocessed CONNECT');
+      }
+    }
+  }
+
+  private async connectOnce(req: ConnectRequest): Promise<HboneTunnel> {
     if (this.closed) throw new HboneError('AMB_ERR_HBONE_CLOSED', 'HBONE client is closed');
     if (req.destinationIdentities.length === 0) {
       throw new HboneError('AMB_ERR_HBONE_IDENTITY', `no expected identity for ${req.destination.host}:${req.destination.port}`);
@@ -114,6 +130,10 @@ export class HboneClient {
       throw err;
     }
     let stream: ClientHttp2Stream;
+    if (session.closed || session.destroyed || conn.draining) {
+      this.release(conn);
+      throw new HboneError('AMB_ERR_HBONE_RESET', `HBONE connection to ${endpointText(req.destination)} is going away`, { retriable: true });
+    }
     try {
       stream = session.request({ ':method': 'CONNECT', ':authority': req.authority, ...req.headers }, { endStream: false, signal: req.signal } as http2.ClientSessionRequestOptions);
     } catch (err) {
@@ -122,11 +142,13 @@ export class HboneClient {
     }
     stream.once('close', () => this.release(conn));
     return new Promise<HboneTunnel>((resolve, reject) => {
+      const unprocessed = () => stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM
+        || (conn.goawayLastStreamId !== undefined && (stream.id === undefined || stream.id > conn.goawayLastStreamId));
       const onError = (err: Error) => {
-        reject(new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)} failed: ${err.message}`, { cause: err }));
+        reject(new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)} failed: ${err.message}`, { cause: err, retriable: unprocessed() }));
       };
       const onClose = () => {
-        reject(new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)}: stream closed before a response (code ${stream.rstCode})`));
+        reject(new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)}: stream closed before a response (code ${stream.rstCode})`, { retriable: unprocessed() }));
       };
       stream.once('error', onError);
       stream.once('close', onClose);
@@ -218,7 +240,7 @@ export class HboneClient {
   private open(key: string, req: ConnectRequest): PooledConnection {
     const conn: PooledConnection = {
       id: nextConnectionId++, key, session: undefined, ready: undefined as unknown as Promise<ClientHttp2Session>,
-      peerIdentity: '', active: 0, maxStreams: this.o.maxStreamsPerConnection, draining: false, idleTimer: undefined,
+      peerIdentity: '', active: 0, maxStreams: this.o.maxStreamsPerConnection, draining: false, goawayLastStreamId: undefined, idleTimer: undefined,
     };
     const where = endpointText(req.destination);
     conn.ready = (async () => {
@@ -293,8 +315,13 @@ export class HboneClient {
         session.on('remoteSettings', (s) => {
           if (s.maxConcurrentStreams !== undefined) conn.maxStreams = Math.min(this.o.maxStreamsPerConnection, s.maxConcurrentStreams);
         });
-        session.on('goaway', () => { this.remove(conn); });
+        session.on('goaway', (code: number, lastStreamId: number) => {
+          this.log.debug({ connection: conn.id, peer: where, code, lastStreamId, active: conn.active }, 'HBONE peer sent GOAWAY');
+          conn.goawayLastStreamId = lastStreamId;
+          this.remove(conn);
+        });
         session.once('close', () => {
+          this.log.debug({ connection: conn.id, peer: where, active: conn.active }, 'HBONE connection closed');
           clearTimeout(conn.idleTimer);
           this.remove(conn);
           if (!settled) fail(new HboneError('AMB_ERR_HBONE_CONNECT', `HBONE connection to ${where} closed during setup`));

@@ -16,8 +16,11 @@ export class HboneError extends AmbitError {
   declare readonly code: HboneErrorCode;
   /** The CONNECT response status, for AMB_ERR_HBONE_STATUS. */
   readonly status: number | undefined;
-  constructor(code: HboneErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+  /** The server did not process the request (refused stream, GOAWAY race): sending it again is safe. */
+  readonly retriable: boolean;
+  constructor(code: HboneErrorCode, message: string, options?: { cause?: unknown; status?: number; retriable?: boolean }) {
     super(code, message, options);
     this.status = options?.status;
+    this.retriable = options?.retriable ?? false;
   }
 }

@@ -144,7 +144,7 @@ export class HboneServer {
     }
     (session as Http2Session & { ambitPeerIdentity?: string }).ambitPeerIdentity = sans[0];
     this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
+    session.once('close', () => { this.sessions.delete(session); this.log.debug({ peer }, 'HBONE connection closed'); });
     session.on('error', (err) => this.log.debug({ peer, err: err.message }, 'HBONE connection error'));
     session.on('frameError', (type, code, streamId) => this.log.warn({ peer, type, code, streamId }, 'HBONE frame refused'));
     session.once('connect', () => session.setLocalWindowSize(this.options.connectionWindow ?? H2_DEFAULTS.connectionWindow));

@@ -19,8 +19,10 @@ async function main(): Promise<void> {
   }
   logger.level = config.logLevel;
   const app = await createApp(config, { logger, registry: new Registry(), version: VERSION, exit: (code) => process.exit(code) });
+  // `on`, not `once`: a second signal during the drain (a process-group kill, an impatient operator) must not
+  // fall through to Node's default action and cut the connections the drain is keeping alive.
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => { void app.shutdown(sig).then(() => process.exit(0)); });
+    process.on(sig, () => { void app.shutdown(sig).then(() => process.exit(0)); });
   }
   await app.start();
 }

@@ -217,3 +217,63 @@ test('a policy change closes a now-denied live connection', async () => {
     sock.destroy();
   }
 });
+
+test('a second agent process takes over while the first drains: long-lived connection kept, new connections succeed throughout', async () => {
+  // The long-lived connection: one echo round trip every 50 ms for the whole test.
+  const long = bed.connectFrom('sleep', ip('echo-v2'), 8080);
+  long.setEncoding('utf8');
+  let got = '';
+  let longClosed = false;
+  long.on('data', (c: string) => { got += c; });
+  long.on('error', () => {});
+  long.on('close', () => { longClosed = true; });
+  await new Promise<void>((r) => long.once('connect', () => r()));
+  let pings = 0;
+  const pingTimer = setInterval(() => { if (!longClosed) long.write(`ping-${++pings}\n`); }, 50);
+  // New connections all along.
+  let attempts = 0;
+  const failures: string[] = [];
+  let churn = true;
+  const churnLoop = (async () => {
+    while (churn && attempts < 2000) {
+      attempts++;
+      const to = attempts % 2 ? ip('echo-v2') : ip('echo-v1');
+      const r = await exchange(bed.connectFrom('sleep', to, 8080), `new-${attempts}`, 5000);
+      if (r.echo !== `new-${attempts}`) failures.push(`#${attempts} to ${to}: ${r.error ?? JSON.stringify(r.echo)}`);
+    }
+  })();
+  const olds: Array<{ process: { running: boolean } }> = [];
+  try {
+    for (const node of [1, 2]) {
+      const old = bed.agents.get(node)!;
+      olds.push(old);
+      const fresh = await bed.startAgent(node, { AMBIT_ADMIN_ADDRESS: '127.0.0.1:25000', AMBIT_METRICS_ADDRESS: '0.0.0.0:25020', AMBIT_READINESS_ADDRESS: '0.0.0.0:25021' });
+      assert.ok(fresh.process.running);
+      old.process.kill('SIGTERM');
+      // Draining: the old agent keeps the long-lived connection and does not exit on a fixed deadline.
+      const pingsAtTerm = pings;
+      await waitFor(() => got.includes(`ping-${pingsAtTerm + 20}\n`), { timeoutMs: 10_000, message: `the long-lived connection to keep echoing after SIGTERM of agent ${node}` });
+      if (node === 2) {
+        assert.ok(old.process.running, 'the old destination agent still drains the long-lived connection');
+      }
+      // Only the new agent accepts now: a fresh connection shows up in its access log.
+      const before = bed.accessLog(fresh).length;
+      const r = await exchange(bed.connectFrom('sleep', ip('echo-v2'), 8080), `via-new-${node}`);
+      assert.equal(r.echo, `via-new-${node}`);
+      await waitFor(() => bed.accessLog(fresh).length > before, { timeoutMs: 5000, message: `agent ${node}b to serve new connections` });
+    }
+    assert.equal(longClosed, false);
+    const lines = got.split('\n').filter((l) => l.startsWith('ping-'));
+    assert.ok(lines.length >= pings - 2, `echoed ${lines.length} of ${pings} pings`);
+  } finally {
+    clearInterval(pingTimer);
+    churn = false;
+    await churnLoop;
+    long.end();
+  }
+  assert.deepEqual(failures, [], `${failures.length} of ${attempts} new connections failed during the handover`);
+  assert.ok(attempts > 10, `only ${attempts} connections tried`);
+  // With the long-lived connection closed, the old agents finish draining and exit by themselves.
+  await waitFor(() => longClosed, { timeoutMs: 5000, message: 'the long-lived connection to close' });
+  await waitFor(() => olds.every((o) => !o.process.running), { timeoutMs: 10_000, message: 'the old agents to exit once drained' });
+});

@@ -43,7 +43,9 @@ export interface Agent {
 export class Testbed {
   readonly dir: string;
   readonly configPath: string;
+  /** The newest agent of each node. */
   readonly agents = new Map<number, Agent>();
+  private readonly allAgents: Agent[] = [];
   private extraConfig: { services: unknown[]; policies: unknown[] } = { services: [], policies: [] };
   private podPolicies = new Map<string, string[]>();
   private generation = 0;
@@ -113,6 +115,7 @@ export class Testbed {
 
   /** Starts the agent of a node (a second call starts a second process, as an upgrade does). */
   async startAgent(node: number, env: Record<string, string> = {}): Promise<Agent> {
+    const readinessPort = Number((env.AMBIT_READINESS_ADDRESS ?? ':15021').split(':').pop());
     const n = this.topo.node(node);
     const logFile = join(this.dir, `agent-n${node}-${Date.now()}.log`);
     const fullEnv = {
@@ -123,16 +126,17 @@ export class Testbed {
       NODE_NAME: `node-${node}`,
       AMBIT_CNI_SOCKET: this.socketOf(node),
       AMBIT_POD_SNAPSHOT: join(this.dir, `pods-n${node}.json`),
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: process.env.AMBIT_E2E_LOG_LEVEL ?? 'info',
       ...env,
     };
     const proc = await this.topo.spawnIn(n, [process.execPath, '--enable-source-maps', AGENT_MAIN], { env: fullEnv, logFile });
     const agent: Agent = { node, process: proc, logFile, env: fullEnv };
     await waitFor(async () => {
       if (!proc.running) throw new Error(`agent on node ${node} exited (${proc.exited ? JSON.stringify(await proc.exited) : ''}): ${readFileSync(logFile, 'utf8').slice(-2000)}`);
-      return (await this.httpGet(node, 15021, '/healthz/ready').catch(() => ({ status: 0 }))).status === 200;
+      return (await this.httpGet(node, readinessPort, '/healthz/ready').catch(() => ({ status: 0 }))).status === 200;
     }, { timeoutMs: 20_000, message: `agent on node ${node} to become ready` });
     this.agents.set(node, agent);
+    this.allAgents.push(agent);
     return agent;
   }
 
@@ -195,9 +199,10 @@ export class Testbed {
   }
 
   async close(): Promise<void> {
-    for (const a of this.agents.values()) await a.process.stop(3000).catch(() => {});
+    for (const a of this.allAgents) await a.process.stop(3000).catch(() => {});
     await this.topo.destroy();
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!process.env.AMBIT_E2E_KEEP) rmSync(this.dir, { recursive: true, force: true });
+    else process.stderr.write(`testbed files kept in ${this.dir}\n`);
   }
 }
 
