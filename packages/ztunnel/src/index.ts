@@ -1,4 +1,4 @@
-// Public surface of @ambit/ztunnel (state, policy and local-config layers so far).
+// Public surface of @ambit/ztunnel: state, policy, discovery, telemetry, admin, enrollment, proxy and the app.
 export type {
   Workload, WorkloadInput, Service, ServiceInput, ServicePort, Authorization, AuthorizationInput, AuthorizationMatch,
   AuthorizationRule, AuthorizationClause, AuthorizationScope, AuthorizationAction, StringMatch, ServiceAccountMatch,
@@ -22,3 +22,21 @@ export {
   parseLocalConfig, applyLocalConfigText, loadLocalConfig, watchLocalConfig, type LocalConfigLoadResult,
   type LocalConfigRejection, type LocalConfigWatcher, type LocalConfigWatcherOptions, type LocalConfigLogger,
 } from './discovery/local-config.js';
+export { createConnectionMetrics, deriveTrafficLabels, LOCALITY_LABELS, type ConnectionMetrics, type ConnectionMetricsOptions, type TrafficFacts, type TrafficLabels, type WorkloadFacts, type ServiceFacts, type Reporter, type ResponseFlag, type SecurityPolicy } from './telemetry/metrics.js';
+export { createConnectionTelemetry, ConnectionResult, type ConnectionTelemetry, type ConnectionTelemetryOptions, type ConnectionOpenFacts, type SourceFacts, type DestinationFacts, type ConnectionOutcome, type Denial, type EarlyDenyFacts, type Direction } from './telemetry/connection-result.js';
+export { createLogLevels, parseLogDirectives, LogLevelError, type LogLevels, type LogLevelsOptions, type LogLevelName } from './telemetry/log-levels.js';
+export { createReadiness, type Readiness } from './admin/readiness.js';
+export { buildConfigDump, describeCertificate, describeCertifiedKey, redactSecrets, type CertificateInfo, type CertificateDetail, type ConfigDumpSources } from './admin/config-dump.js';
+export { createAdminServers, createAdminHandler, createMetricsHandler, createReadinessHandler, parseListenAddress, DEFAULT_ADMIN_ADDRESSES, AdminListenError, type AdminServers, type AdminServersOptions, type AdminAddresses, type BoundAddress } from './admin/servers.js';
+export { createEnrollmentServer, type EnrollmentServer, type EnrollmentServerOptions } from './inpod/enrollment-api.js';
+export { DEFAULT_CNI_SOCKET_PATH, DEFAULT_POD_SNAPSHOT_PATH, PODS_PATH, type PodSpec, type CaptureOutcome, type AddPodResponse, type DeletePodResponse, type PodStatus, type ListPodsResponse, type ErrorResponse } from './inpod/enrollment-contract.js';
+export { EnrollmentError, validatePodSpec, type PodCapturer } from './inpod/pod-spec.js';
+export { createPodEnrollment, type PodEnrollment, type PodEnrollmentOptions, type RestoreReport } from './inpod/pod-enrollment.js';
+export { createPodRegistry, type PodRegistry, type PodRegistryOptions, type PodRecord } from './inpod/pod-registry.js';
+export { createAgentClient, AgentCallError, type AgentClient } from './cni/agent-client.js';
+export { loadConfig, type Config } from './config/load.js';
+export { ENV } from './config/env.js';
+export { SecretManager, createLocalCaClient, type CaClient, type CertificateInfo as SecretInfo } from './identity/secret-manager.js';
+export { planOutbound, identityOf, type OutboundPlan, type PlanInput } from './proxy/outbound-plan.js';
+export { PodManager, type PodManagerOptions } from './proxy/pod-manager.js';
+export { createApp, type App, type Runtime } from './app.js';

@@ -187,10 +187,15 @@ export class Testbed {
     return r.body.split('\n');
   }
 
-  accessLog(agent: Agent): Array<Record<string, unknown>> {
+  /** Every JSON log line of an agent. */
+  allLogLines(agent: Agent): Array<Record<string, unknown>> {
     if (!existsSync(agent.logFile)) return [];
-    return readFileSync(agent.logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.component === 'access');
+    return readFileSync(agent.logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  /** The access-log lines of an agent (one per connection). */
+  accessLog(agent: Agent): Array<Record<string, unknown>> {
+    return this.allLogLines(agent).filter((l) => l.component === 'access');
   }
 
   /** A TCP connection made from inside a pod's netns with no mark: the pod's rules capture it like the app's own. */
