@@ -68,6 +68,8 @@ interface PooledConnection {
   draining: boolean;
   /** Set when the server sent GOAWAY: streams above it were not processed. */
   goawayLastStreamId: number | undefined;
+  /** GOAWAY error code when the peer refused the connection. */
+  refusedWith?: number;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -132,7 +134,13 @@ export class HboneClient {
     let stream: ClientHttp2Stream;
     if (session.closed || session.destroyed || conn.draining) {
       this.release(conn);
-      throw new HboneError('AMB_ERR_HBONE_RESET', `HBONE connection to ${endpointText(req.destination)} is going away`, { retriable: true });
+      // After a GOAWAY the peer is handing over (e.g. an agent upgrade): another connection will do. A connection
+      // that died on its own right after the handshake was most likely refused (our identity): no retry.
+      const goingAway = conn.goawayLastStreamId !== undefined;
+      throw new HboneError('AMB_ERR_HBONE_RESET', goingAway
+        ? `HBONE connection to ${endpointText(req.destination)} is going away`
+        : `HBONE connection to ${endpointText(req.destination)} was closed by the peer right after the handshake; did it refuse our certificate?`,
+      { retriable: goingAway });
     }
     try {
       stream = session.request({ ':method': 'CONNECT', ':authority': req.authority, ...req.headers }, { endStream: false, signal: req.signal } as http2.ClientSessionRequestOptions);
@@ -144,11 +152,14 @@ export class HboneClient {
     return new Promise<HboneTunnel>((resolve, reject) => {
       const unprocessed = () => stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM
         || (conn.goawayLastStreamId !== undefined && (stream.id === undefined || stream.id > conn.goawayLastStreamId));
+      const refusedIdentity = () => conn.refusedWith === http2.constants.NGHTTP2_INADEQUATE_SECURITY
+        ? new HboneError('AMB_ERR_HBONE_IDENTITY', `HBONE peer ${endpointText(req.destination)} refused our identity ${req.sourceIdentity} (GOAWAY INADEQUATE_SECURITY): is it in another trust domain?`)
+        : undefined;
       const onError = (err: Error) => {
-        reject(new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)} failed: ${err.message}`, { cause: err, retriable: unprocessed() }));
+        reject(refusedIdentity() ?? new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)} failed: ${err.message}`, { cause: err, retriable: unprocessed() }));
       };
       const onClose = () => {
-        reject(new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)}: stream closed before a response (code ${stream.rstCode})`, { retriable: unprocessed() }));
+        reject(refusedIdentity() ?? new HboneError('AMB_ERR_HBONE_RESET', `CONNECT ${req.authority} via ${endpointText(req.destination)}: stream closed before a response (code ${stream.rstCode})`, { retriable: unprocessed() }));
       };
       stream.once('error', onError);
       stream.once('close', onClose);
@@ -317,7 +328,10 @@ export class HboneClient {
         });
         session.on('goaway', (code: number, lastStreamId: number) => {
           this.log.debug({ connection: conn.id, peer: where, code, lastStreamId, active: conn.active }, 'HBONE peer sent GOAWAY');
-          conn.goawayLastStreamId = lastStreamId;
+          // Only a graceful GOAWAY (NO_ERROR) is a hand-over whose unprocessed streams may be retried elsewhere; an
+          // error code means the peer refused us (e.g. INADEQUATE_SECURITY for a client of another trust domain).
+          if (code === http2.constants.NGHTTP2_NO_ERROR) conn.goawayLastStreamId = lastStreamId;
+          else conn.refusedWith = code;
           this.remove(conn);
         });
         session.once('close', () => {

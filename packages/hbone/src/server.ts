@@ -9,6 +9,7 @@ import { parseUriSans } from '@ambit/pki';
 import { parseAuthority, type Authority } from './headers.js';
 import { H2_DEFAULTS, HBONE_ALPN, secureContextOptions, type Credentials } from './tls-options.js';
 import { startKeepalive } from './keepalive.js';
+import { HboneError } from './errors.js';
 
 /** One CONNECT that passed the protocol checks, handed to the application. */
 export interface HboneRequest {
@@ -139,7 +140,14 @@ export class HboneServer {
     if (!id || id.trustDomain !== this.options.trustDomain) {
       this.log.warn({ peer, identity: sans.join(',') || 'none', reason: id ? `trust domain ${id.trustDomain} is not ${this.options.trustDomain}` : 'client certificate has no SPIFFE URI SAN' },
         'HBONE connection refused: client identity not in this trust domain');
-      session.destroy();
+      // A GOAWAY with INADEQUATE_SECURITY tells the client this is a refusal, not a hand-over it may retry.
+      (session as Http2Session & { ambitRefused?: boolean }).ambitRefused = true;
+      const refuse = () => {
+        session.goaway(http2.constants.NGHTTP2_INADEQUATE_SECURITY);
+        setImmediate(() => session.destroy());
+      };
+      if (session.connecting) session.once('connect', refuse);
+      else refuse();
       return;
     }
     (session as Http2Session & { ambitPeerIdentity?: string }).ambitPeerIdentity = sans[0];
@@ -154,7 +162,13 @@ export class HboneServer {
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    const session = stream.session as (Http2Session & { ambitPeerIdentity?: string }) | undefined;
+    const session = stream.session as (Http2Session & { ambitPeerIdentity?: string; ambitRefused?: boolean }) | undefined;
+    if (!session || session.ambitRefused) {
+      // The connection itself was refused (logged once); its streams are not processed.
+      stream.on('error', () => {});
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     const socket = session?.socket as TLSSocket | undefined;
     const peer = socket ? peerText(socket) : 'unknown';
     stream.on('error', (err) => this.log.debug({ peer, err: err.message }, 'HBONE stream error'));
@@ -181,6 +195,9 @@ export class HboneServer {
       accept: (extra) => {
         if (answered) throw new Error('HBONE request already answered');
         answered = true;
+        if (stream.destroyed || stream.closed) {
+          throw new HboneError('AMB_ERR_HBONE_CLOSED', `HBONE client ${peer} went away before CONNECT ${authorityText} was answered`);
+        }
         stream.respond({ ':status': HBONE_STATUS.ok, ...extra });
         return stream;
       },

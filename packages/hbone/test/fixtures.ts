@@ -55,7 +55,13 @@ export async function startMesh(opts: { server?: Partial<HboneServerOptions>; cl
     logger,
     onConnect: (req) => {
       const app = net.connect({ host: req.authority.host, port: req.authority.port, allowHalfOpen: true });
-      app.once('connect', () => { void splice(app, req.accept()); });
+      app.once('connect', () => {
+        try {
+          void splice(app, req.accept());
+        } catch {
+          app.destroy(); // the client went away meanwhile
+        }
+      });
       app.once('error', (err) => req.reject(503, `connect to app failed: ${err.message}`));
     },
     ...opts.server,

@@ -88,7 +88,15 @@ export async function handleInboundHbone(ctx: PodContext, req: HboneRequest): Pr
     req.reject(HBONE_STATUS.unavailable, `connect to app failed: ${connectError.message}`);
     return;
   }
-  const stream = req.accept();
+  let stream: ReturnType<HboneRequest['accept']>;
+  try {
+    stream = req.accept();
+  } catch (err) {
+    // The client went away while we connected to the app.
+    app.destroy();
+    result.finish({ error: err });
+    return;
+  }
   const untrack = inputs.connections.add({
     podUid: pod.uid, direction: 'inbound',
     recheck: () => {
