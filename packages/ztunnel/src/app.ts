@@ -58,7 +58,7 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   const metrics = createConnectionMetrics(registry, { component: 'ztunnel', tag: runtime.version });
   const telemetry = createConnectionTelemetry({ metrics, logger: logLevels.logger('access') });
   const connections = new ConnectionTracker();
-  const pods = new PodManager({ inputs: { config, state, secrets, telemetry, connections, logger: logLevels.logger('proxy') } });
+  const pods = new PodManager({ inputs: { config, state, secrets, telemetry, connections, logger: logLevels.logger('proxy') }, driftCheckIntervalMs: config.ruleCheckIntervalMs });
   const podRegistry = createPodRegistry({ path: config.podSnapshotPath, logger: logLevels.logger('inpod') });
   const enrollment = createPodEnrollment({ capturer: pods, registry: podRegistry, logger: logLevels.logger('inpod') });
   const enrollServer: EnrollmentServer = createEnrollmentServer({ socketPath: config.cniSocketPath, enrollment, logger: logLevels.logger('inpod') });

@@ -218,6 +218,21 @@ test('a policy change closes a now-denied live connection', async () => {
   }
 });
 
+test('drifted redirection rules are found and repaired by the agent', async () => {
+  const pod = bed.pod('sleep');
+  // Someone flushes the pod's outbound capture chain: traffic would bypass the mesh.
+  await bed.topo.execIn(pod, ['iptables', '-t', 'nat', '-F', 'ISTIO_OUTPUT'], { check: true });
+  await waitFor(() => bed.allLogLines(bed.agents.get(1)!).some((l) => l.msg === 'redirection rules drifted; repaired' && l.pod === 'default/sleep'),
+    { timeoutMs: 10_000, message: 'the agent to repair the rules' });
+  const saved = await bed.topo.execIn(pod, ['iptables-save', '-t', 'nat'], { check: true });
+  assert.match(saved.stdout, /-A ISTIO_OUTPUT .*REDIRECT --to-ports 15001/);
+  // and traffic is captured again: the destination agent logs it as mTLS
+  const r = await exchange(bed.connectFrom('sleep', ip('echo-v2'), 8080), 'after repair');
+  assert.equal(r.echo, 'after repair');
+  await waitFor(() => bed.accessLog(bed.agents.get(2)!).some((l) => l.direction === 'inbound' && l['src.identity'] === 'spiffe://cluster.local/ns/default/sa/sleep' && l.bytes_recv === 'after repair'.length),
+    { timeoutMs: 5000, message: 'the repaired capture to carry traffic over HBONE' });
+});
+
 test('a second agent process takes over while the first drains: long-lived connection kept, new connections succeed throughout', async () => {
   // The long-lived connection: one echo round trip every 50 ms for the whole test.
   const long = bed.connectFrom('sleep', ip('echo-v2'), 8080);

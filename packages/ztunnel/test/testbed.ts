@@ -127,6 +127,7 @@ export class Testbed {
       AMBIT_CNI_SOCKET: this.socketOf(node),
       AMBIT_POD_SNAPSHOT: join(this.dir, `pods-n${node}.json`),
       LOG_LEVEL: process.env.AMBIT_E2E_LOG_LEVEL ?? 'info',
+      AMBIT_RULE_CHECK_INTERVAL_SECONDS: '1',
       ...env,
     };
     const proc = await this.topo.spawnIn(n, [process.execPath, '--enable-source-maps', AGENT_MAIN], { env: fullEnv, logFile });

@@ -18,6 +18,7 @@ export const ENV = Object.freeze({
   cniSocket: 'AMBIT_CNI_SOCKET',
   podSnapshot: 'AMBIT_POD_SNAPSHOT',
   drainTimeout: 'AMBIT_DRAIN_TIMEOUT_SECONDS',
+  ruleCheckInterval: 'AMBIT_RULE_CHECK_INTERVAL_SECONDS',
   enableOrigSrc: 'ENABLE_ORIG_SRC',
   dnsCapture: 'AMBIT_DNS_CAPTURE',
   probeSnatIpv4: 'HOST_PROBE_SNAT_ADDRESS',

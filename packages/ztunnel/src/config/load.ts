@@ -21,6 +21,8 @@ export interface Config {
   podSnapshotPath: string;
   /** Upper bound of the drain after SIGTERM; undefined = wait for every connection to end. */
   drainTimeoutMs: number | undefined;
+  /** How often captured pods' redirection rules are checked for drift and repaired; 0 = never. */
+  ruleCheckIntervalMs: number;
   enableOrigSrc: boolean;
   dnsCapture: boolean;
   probeSnatIpv4: string | undefined;
@@ -83,6 +85,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     cniSocketPath: str(ENV.cniSocket, '/var/run/ambit/cni.sock')!,
     podSnapshotPath: str(ENV.podSnapshot, '/var/run/ambit/pods.json')!,
     drainTimeoutMs: drain === undefined ? undefined : int(ENV.drainTimeout, 0) * 1000,
+    ruleCheckIntervalMs: int(ENV.ruleCheckInterval, 30) * 1000,
     enableOrigSrc: bool(ENV.enableOrigSrc, true),
     dnsCapture: bool(ENV.dnsCapture, false),
     probeSnatIpv4: str(ENV.probeSnatIpv4),

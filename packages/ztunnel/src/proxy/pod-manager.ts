@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DEFAULT_SERVICE_ACCOUNT, formatSpiffeId } from '@ambit/api';
-import { applyPodRedirection, removePodRedirection, runInNetns } from '@ambit/netns';
+import { applyPodRedirection, checkPodRedirection, removePodRedirection, repairPodRedirection, runInNetns } from '@ambit/netns';
 import type { CaptureOutcome, PodSpec } from '../inpod/enrollment-contract.js';
 import type { PodCapturer } from '../inpod/pod-spec.js';
 import { canonicalizeIp } from '../state/ip.js';
@@ -12,6 +12,8 @@ export interface PodManagerOptions {
   /** Whether a pod is to be captured; Kubernetes mode checks the namespace and pod labels. Default: capture. */
   shouldCapture?: (pod: PodSpec) => { capture: true } | { capture: false; reason: string };
   certificateTimeoutMs?: number;
+  /** How often each captured pod's rules are checked for drift and repaired; 0 disables. Default 30 s. */
+  driftCheckIntervalMs?: number;
 }
 
 /**
@@ -22,6 +24,8 @@ export class PodManager implements PodCapturer {
   private readonly proxies = new Map<string, PodProxy>();
   private readonly log: Logger;
   private unsubscribe: () => void;
+  private driftTimer: NodeJS.Timeout | undefined;
+  private checking = false;
 
   constructor(private readonly options: PodManagerOptions) {
     this.log = options.inputs.logger.child({ component: 'pod-manager' });
@@ -35,6 +39,40 @@ export class PodManager implements PodCapturer {
       const closed = inputs.connections.recheck();
       if (closed > 0) this.log.info({ closed, version: c.version }, 'closed connections denied by the new policy');
     });
+    const every = options.driftCheckIntervalMs ?? 30_000;
+    if (every > 0) {
+      this.driftTimer = setInterval(() => { void this.repairDrift(); }, every);
+      this.driftTimer.unref();
+    }
+  }
+
+  /**
+   * Someone (an init container, an operator, another tool) may have changed a pod's redirection rules: a pod
+   * whose rules drifted would silently bypass the mesh. Each check compares the live rules with the desired set
+   * and restores them, logging what was wrong.
+   */
+  async repairDrift(): Promise<number> {
+    if (this.checking) return 0;
+    this.checking = true;
+    let repaired = 0;
+    try {
+      const { config } = this.options.inputs;
+      for (const p of this.proxies.values()) {
+        const target = { netns: p.pod.netns, dnsCapture: config.dnsCapture, ...(config.probeSnatIpv4 ? { probeSnatIpv4: config.probeSnatIpv4 } : {}) };
+        try {
+          const check = await checkPodRedirection(target);
+          if (check.inSync) continue;
+          await repairPodRedirection(target);
+          repaired++;
+          this.log.warn({ pod: `${p.pod.namespace}/${p.pod.name}`, drift: check.summary }, 'redirection rules drifted; repaired');
+        } catch (err) {
+          this.log.debug({ pod: `${p.pod.namespace}/${p.pod.name}`, err: (err as Error).message }, 'drift check failed (pod going away?)');
+        }
+      }
+    } finally {
+      this.checking = false;
+    }
+    return repaired;
   }
 
   isCaptured(uid: string): boolean {
@@ -93,6 +131,7 @@ export class PodManager implements PodCapturer {
 
   destroyAll(reason: string): void {
     this.unsubscribe();
+    clearInterval(this.driftTimer);
     for (const p of this.proxies.values()) p.destroy(reason);
   }
 }

@@ -34,8 +34,8 @@ export class PodProxy {
     });
     this.ctx = { inputs, pod, client, logger };
     const onError = (what: string) => (err: unknown) => logger.error({ err: (err as Error).message, listener: what }, 'connection handler failed');
-    this.outbound = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => { handleOutbound(this.ctx, s).catch(onError('outbound')); });
-    this.plaintext = net.createServer({ allowHalfOpen: true }, (s) => { handleInboundPlaintext(this.ctx, s).catch(onError('inbound-plaintext')); });
+    this.outbound = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => { handleOutbound(this.ctx, s).catch(onError('outbound')); });
+    this.plaintext = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => { handleInboundPlaintext(this.ctx, s).catch(onError('inbound-plaintext')); });
     this.hbone = new HboneServer({
       credentials,
       trustDomain: config.trustDomain,
