@@ -6,3 +6,4 @@ export type { VerifiedChain } from './verify.js';
 export { CertificateRotator, renewalTime, systemClock } from './rotation.js';
 export type { Clock, RotatorOptions } from './rotation.js';
 export { generateKeyPair, parseUriSans, splitPemBundle, uriSans } from './x509.js';
+export { createTlsCa, generateServiceAccountKeyPair, issueTlsCertificate, type CreateTlsCaOptions, type ServiceAccountKeyPair, type TlsCertificateOptions, type TlsKeyPair, type TlsUsage } from './tls-certificates.js';
