@@ -13,7 +13,7 @@
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpuDelta, cpuSample, emitToParent, serveParent, type CpuDelta } from './ipc.js';
-import { summarizeUs, type LatencySummary } from './stats.js';
+import { summarizeUs, type LatencySummary } from '@ambit/bench-kit';
 
 export interface BulkParams { port: number; bytes: number; chunkBytes: number; timeoutMs: number }
 export interface BulkResult { bytes: number; seconds: number; gbitPerS: number; loadgenCpu: CpuDelta }

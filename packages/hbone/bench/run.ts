@@ -24,7 +24,7 @@ import type { Credentials } from '../src/index.js';
 import { BenchChild, cpuDelta, type CpuDelta, type CpuSample } from './ipc.js';
 import type { BulkParams, BulkResult, RrParams, RrResult } from './loadgen.js';
 import type { ProxyRole, ProxyStart } from './proxy.js';
-import { median, spread, type Spread } from './stats.js';
+import { median, spread, type Spread } from '@ambit/bench-kit';
 
 const SERVER_ID = 'spiffe://cluster.local/ns/bench/sa/server';
 const CLIENT_ID = 'spiffe://cluster.local/ns/bench/sa/client';

@@ -15,7 +15,7 @@
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpuBetween, readCpu, type CpuTicks, type CpuUse } from './proc.js';
-import { summarizeUs } from './stats.js';
+import { summarizeUs } from '@ambit/bench-kit';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt?: string): string => {

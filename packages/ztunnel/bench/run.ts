@@ -31,7 +31,7 @@ import type { NetnsProcess } from '@ambit/e2e';
 import { Testbed, type PodDef } from '../test/testbed.js';
 import { clockTicks, cpuBetween, readCpu, readMem, type CpuUse, type MemSample } from './proc.js';
 import { summarizeProfile } from './profile-summary.js';
-import { spread, type LatencySummary, type Spread } from './stats.js';
+import { spread, type LatencySummary, type Spread } from '@ambit/bench-kit';
 
 const PATHS = ['direct', 'captured'] as const;
 type PathName = (typeof PATHS)[number];

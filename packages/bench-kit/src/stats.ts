@@ -1,5 +1,5 @@
-// Order statistics. Latency samples are simply sorted (no HDR histogram): at most a few hundred thousand per run.
-
+// Order statistics for the benchmarks. Latency samples are simply sorted (no HDR histogram): at most a few
+// hundred thousand per run.
 export interface LatencySummary {
   count: number;
   meanUs: number;
