@@ -72,6 +72,13 @@ test('uncaptured client to captured server: PERMISSIVE works, STRICT is refused'
   assert.equal(ok.error, undefined);
   assert.equal(ok.echo, 'plaintext in');
   assert.equal(bannerPeer(ok.banner), ip('plain-2'));
+  // A live plaintext connection, opened under PERMISSIVE, is closed when STRICT arrives.
+  const live = bed.connectFrom('plain-2', ip('echo-v2'), 8080);
+  let liveClosed = false;
+  live.on('error', () => {});
+  live.on('close', () => { liveClosed = true; });
+  live.resume();
+  await new Promise<void>((r) => live.once('connect', () => r()));
   // PeerAuthentication STRICT as istiod converts it: a static DENY of plaintext bound to the workload.
   bed.setConfig({
     policies: [{ name: 'istio_converted_static_strict', namespace: 'istio-system', scope: 'WorkloadSelector', action: 'Deny', rules: [[[{ notPrincipals: [{ presence: true }] }]]] }],
@@ -80,6 +87,7 @@ test('uncaptured client to captured server: PERMISSIVE works, STRICT is refused'
   try {
     await waitFor(async () => (await exchange(bed.connectFrom('plain-2', ip('echo-v2'), 8080), 'strict?', 3000)).error !== undefined,
       { timeoutMs: 10_000, message: 'STRICT to refuse plaintext' });
+    assert.ok(liveClosed, 'the live plaintext connection opened under PERMISSIVE was closed by STRICT');
     // mTLS from a captured client still works under STRICT
     const mtls = await exchange(bed.connectFrom('sleep', ip('echo-v2'), 8080), 'mtls under strict');
     assert.equal(mtls.echo, 'mtls under strict');

@@ -159,5 +159,12 @@ export async function handleInboundPlaintext(ctx: PodContext, downstream: Socket
     return;
   }
   const app = connectToApp(ctx, targetIp, targetPort, sourceIp);
-  await runSplice(ctx, result, downstream, app, 'inbound');
+  await runSplice(ctx, result, downstream, app, 'inbound', () => {
+    const w = state.workloadByAddress(config.network, targetIp);
+    if (!w) return `workload ${targetIp} was removed`;
+    const again = decide(ctx, w, { ...facts, destinationWorkload: w });
+    if (again.allow) return undefined;
+    result.deny({ reason: again.reason, ...(again.policy ? { policy: again.policy } : {}) });
+    return again.reason;
+  });
 }

@@ -105,7 +105,8 @@ export async function handleOutbound(ctx: PodContext, downstream: Socket): Promi
   }
 }
 
-async function runSplice(ctx: PodContext, result: ConnectionResult, downstream: Socket, upstream: Socket, direction: 'outbound' | 'inbound'): Promise<void> {
+async function runSplice(ctx: PodContext, result: ConnectionResult, downstream: Socket, upstream: Socket, direction: 'outbound' | 'inbound',
+  recheck?: () => string | undefined): Promise<void> {
   const connected = await new Promise<Error | undefined>((resolve) => {
     upstream.once('connect', () => resolve(undefined));
     upstream.once('error', (err) => resolve(err));
@@ -116,7 +117,10 @@ async function runSplice(ctx: PodContext, result: ConnectionResult, downstream: 
     downstream.resetAndDestroy();
     return;
   }
-  const untrack = ctx.inputs.connections.add({ podUid: ctx.pod.uid, direction, close: (reason) => { result.finish({ error: reason }); upstream.resetAndDestroy(); downstream.resetAndDestroy(); } });
+  const untrack = ctx.inputs.connections.add({
+    podUid: ctx.pod.uid, direction, ...(recheck ? { recheck } : {}),
+    close: (reason) => { result.finish({ error: reason }); upstream.resetAndDestroy(); downstream.resetAndDestroy(); },
+  });
   try {
     const r = await spliceSockets(downstream, upstream);
     result.finish({ bytesSent: r.sent, bytesRecv: r.recv, ...(r.error ? { error: r.error } : {}) });
