@@ -4,3 +4,4 @@ export * from './headers.js';
 export * from './metrics.js';
 export * from './identity.js';
 export * from './errors.js';
+export * from './proto.js';
