@@ -1,0 +1,24 @@
+// Small HTTP app for cluster-in-a-box pods (image `ambit/http-echo`), run with `node http-echo.js --port 8080`.
+// Every request gets one JSON object naming the pod that served it and the peer it saw, so a test can tell which
+// replica answered and whether the source address was kept. GET /healthz answers 200 for probes.
+import http from 'node:http';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '0.0.0.0' } } });
+const pod = process.env.POD_NAME ?? hostname();
+
+const server = http.createServer((req, res) => {
+  const body = JSON.stringify({ pod, namespace: process.env.POD_NAMESPACE ?? null, method: req.method, path: req.url, peer: req.socket.remoteAddress, local: `${req.socket.localAddress}:${req.socket.localPort}` });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+});
+server.listen({ port: Number(values.port), host: values.host }, () => {
+  process.stdout.write(JSON.stringify({ event: 'listening', port: Number(values.port), pid: process.pid }) + '\n');
+});
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    server.close();
+    process.exit(0);
+  });
+}
