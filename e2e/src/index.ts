@@ -34,11 +34,9 @@ export {
   type EchoClientResult,
 } from './echo.js';
 export * from './naming.js';
-export { startKubelet, type Kubelet, type KubeletOptions } from './kubelet/kubelet.js';
 export { createImageRegistry, defaultImages, normalizeImage, type ImageEntry, type ImageRegistry, type ImageResolution } from './kubelet/image-registry.js';
 export { createCniRuntime, loadNetworkConfig, CniPluginError, CniConfigMissingError, type CniRuntime, type CniAttachment } from './kubelet/cni-runtime.js';
 export { PodWorker, type PodWorkerDeps } from './kubelet/pod-worker.js';
 export { createSandboxManager, type Sandbox, type SandboxManager } from './kubelet/sandbox.js';
 export { buildPodStatus, type PodSnapshot, type ContainerSnapshot } from './kubelet/status.js';
-export { NODE_INDEX_LABEL } from './kubelet/node-status.js';
 export { parseNetworkConfig, pluginStdin, type CniResult, type NetworkConfigList } from './cni/spec.js';
