@@ -40,3 +40,6 @@ export { PodWorker, type PodWorkerDeps } from './kubelet/pod-worker.js';
 export { createSandboxManager, type Sandbox, type SandboxManager } from './kubelet/sandbox.js';
 export { buildPodStatus, type PodSnapshot, type ContainerSnapshot } from './kubelet/status.js';
 export { parseNetworkConfig, pluginStdin, type CniResult, type NetworkConfigList } from './cni/spec.js';
+export { startKubelet, type Kubelet, type KubeletOptions } from './kubelet/kubelet.js';
+export { NODE_INDEX_LABEL } from './kubelet/node-status.js';
+export { connectionFromKubeconfig, createKubeApi, KubeletApiError, type KubeApi, type KubeconfigSource } from './kubelet/kube-api.js';

@@ -5,21 +5,14 @@
 // netns deleted, then the Pod object deleted with grace 0 (what the real kubelet does to finish a deletion).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  ListWatch,
-  Watch,
-  type CoreV1Event,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { CoreV1Event, V1ConfigMap, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { Topology, TopologyNode } from '../topology.js';
 import { registerForCleanup, unregisterFromCleanup } from '../cleanup.js';
 import { createCniRuntime } from './cni-runtime.js';
 import type { EnvSource } from './env.js';
 import { createImageRegistry, type ImageRegistry } from './image-registry.js';
-import { mergePatch, registerNode, renewLease, updateNodeStatus, type NodeFacts } from './node-status.js';
+import { connectionFromKubeconfig, createInformer, createKubeApi, isApiStatus, MERGE_PATCH, type KubeconfigSource } from './kube-api.js';
+import { registerNode, renewLease, updateNodeStatus, type NodeFacts } from './node-status.js';
 import { graceMs, PodWorker } from './pod-worker.js';
 import { createSandboxManager } from './sandbox.js';
 import { buildPodStatus, statusKey } from './status.js';
@@ -27,8 +20,11 @@ import { prepareVolumes, refreshTokens, type VolumeApi, type WrittenToken } from
 import { createWorkQueue } from './work-queue.js';
 
 export interface KubeletOptions {
-  /** Credentials the kubelet acts with (node credentials or admin). */
-  kubeConfig: KubeConfig;
+  /**
+   * Credentials the kubelet acts with (node credentials or admin): kubeconfig YAML, or a client-node KubeConfig
+   * (anything with exportConfig()). Only the current context's server, CA and client cert/token are used.
+   */
+  kubeConfig: KubeconfigSource;
   nodeName: string;
   /** Index N of the topology node this kubelet runs: podCIDR 10.0.N.0/24, netns `<prefix>-n<N>`. */
   nodeIndex: number;
@@ -62,9 +58,7 @@ export interface Kubelet {
 }
 
 export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
-  const kc = options.kubeConfig;
-  const core = kc.makeApiClient(CoreV1Api);
-  const coord = kc.makeApiClient(CoordinationV1Api);
+  const api = createKubeApi(connectionFromKubeconfig(options.kubeConfig));
   const node = options.topology.node(options.nodeIndex);
   const log = options.log ?? (() => undefined);
   const klog = (line: string) => log(`kubelet ${options.nodeName}: ${line}`);
@@ -87,8 +81,8 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
   const sandboxes = createSandboxManager({ prefix: options.topology.prefix, nodeIndex: options.nodeIndex, cni });
   const restartBackoff = options.restartBackoff ?? { baseMs: 1000, maxMs: 30_000 };
 
-  await registerNode(core, facts);
-  await renewLease(coord, options.nodeName, await core.readNode({ name: options.nodeName }), 40);
+  const registered = await registerNode(api, facts);
+  await renewLease(api, options.nodeName, registered, 40);
   klog(`registered (InternalIP ${facts.internalIP}, podCIDR ${facts.podCIDR})`);
 
   const timers: NodeJS.Timeout[] = [];
@@ -102,15 +96,15 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     t.unref();
     timers.push(t);
   };
-  every(options.leaseRenewMs ?? 10_000, 'lease renewal', () => renewLease(coord, options.nodeName, undefined, 40));
-  every(options.nodeStatusMs ?? 30_000, 'node status update', () => updateNodeStatus(core, facts));
+  every(options.leaseRenewMs ?? 10_000, 'lease renewal', () => renewLease(api, options.nodeName, registered, 40));
+  every(options.nodeStatusMs ?? 30_000, 'node status update', async () => void (await updateNodeStatus(api, facts)));
 
   const volumeApi: VolumeApi = {
     async requestToken(r) {
-      const tr = await core.createNamespacedServiceAccountToken({
-        name: r.serviceAccount,
-        namespace: r.namespace,
-        body: { spec: { audiences: r.audiences, expirationSeconds: r.expirationSeconds, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: r.podName, uid: r.podUid } } },
+      const tr = await api.request<{ status?: { token?: string; expirationTimestamp?: string } }>('POST', `/api/v1/namespaces/${r.namespace}/serviceaccounts/${r.serviceAccount}/token`, {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: r.audiences, expirationSeconds: r.expirationSeconds, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: r.podName, uid: r.podUid } },
       });
       const token = tr.status?.token;
       if (!token) throw new Error(`TokenRequest for serviceaccount ${r.namespace}/${r.serviceAccount} returned no token`);
@@ -118,18 +112,18 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     },
     async configMap(namespace, name) {
       try {
-        return (await core.readNamespacedConfigMap({ name, namespace })).data ?? {};
+        return (await api.request<V1ConfigMap>('GET', `/api/v1/namespaces/${namespace}/configmaps/${name}`)).data ?? {};
       } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
+        if (isApiStatus(err, 404)) return undefined;
         throw err;
       }
     },
     async secret(namespace, name) {
       try {
-        const s = await core.readNamespacedSecret({ name, namespace });
+        const s = await api.request<V1Secret>('GET', `/api/v1/namespaces/${namespace}/secrets/${name}`);
         return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
       } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
+        if (isApiStatus(err, 404)) return undefined;
         throw err;
       }
     },
@@ -141,7 +135,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     if (serviceEnv && Date.now() - serviceEnv.at < 60_000) return serviceEnv.env;
     const env: Record<string, string> = {};
     try {
-      const svc = await core.readNamespacedService({ name: 'kubernetes', namespace: 'default' });
+      const svc = await api.request<V1Service>('GET', '/api/v1/namespaces/default/services/kubernetes');
       const ip = svc.spec?.clusterIP;
       const port = svc.spec?.ports?.find((p) => p.name === 'https')?.port ?? svc.spec?.ports?.[0]?.port;
       if (ip && port) Object.assign(env, { KUBERNETES_SERVICE_HOST: ip, KUBERNETES_SERVICE_PORT: String(port), KUBERNETES_SERVICE_PORT_HTTPS: String(port) });
@@ -186,17 +180,16 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       count: 1,
     };
     (type === 'Warning' ? klog : () => undefined)(`event ${reason} on ${pod.metadata?.namespace}/${pod.metadata?.name}: ${message}`);
-    core.createNamespacedEvent({ namespace: body.metadata.namespace!, body }).catch((err: unknown) => klog(`could not record event ${reason}: ${(err as Error).message}`));
+    api.request('POST', `/api/v1/namespaces/${body.metadata.namespace}/events`, { apiVersion: 'v1', kind: 'Event', ...body }).catch((err: unknown) => klog(`could not record event ${reason}: ${(err as Error).message}`));
   };
 
   const fieldSelector = `spec.nodeName=${options.nodeName}`;
-  const informer = new ListWatch<V1Pod>(
+  const informer = createInformer<V1Pod>(
+    api,
     '/api/v1/pods',
-    new Watch(kc),
-    () => core.listPodForAllNamespaces({ fieldSelector }),
-    false,
-    undefined,
-    fieldSelector,
+    { fieldSelector },
+    (pod) => enqueue(pod),
+    (err) => klog(`pod watch error: ${(err as Error).message}; re-watching`),
   );
 
   const newWorker = (pod: V1Pod, uid: string): PodWorker => {
@@ -230,7 +223,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
   const writeStatus = async (pod: V1Pod, worker: PodWorker) => {
     const status = buildPodStatus(pod, worker.snapshot(pod), new Date());
     if (statusKey(status) === statusKey(pod.status)) return;
-    await core.patchNamespacedPodStatus({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { status } }, mergePatch);
+    await api.request('PATCH', `/api/v1/namespaces/${pod.metadata!.namespace}/pods/${pod.metadata!.name}/status`, { status }, MERGE_PATCH);
   };
 
   const reconcile = async (uid: string): Promise<{ requeueAfterMs?: number } | void> => {
@@ -257,10 +250,9 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
         await worker.terminate(graceMs(pod));
       }
       try {
-        await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } });
+        await api.request('DELETE', `/api/v1/namespaces/${pod.metadata!.namespace}/pods/${pod.metadata!.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid } });
       } catch (err) {
-        const code = (err as { code?: number }).code;
-        if (code !== 404 && code !== 409) throw err;
+        if (!isApiStatus(err, 404) && !isApiStatus(err, 409)) throw err;
       }
       klog(`pod ${name}: deleted`);
       workers.delete(uid);
@@ -296,10 +288,6 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     refs.set(uid, { namespace: pod.metadata?.namespace ?? 'default', name: pod.metadata?.name ?? '' });
     queue.add(uid);
   };
-  informer.on('add', enqueue);
-  informer.on('update', enqueue);
-  informer.on('delete', enqueue);
-  informer.on('error', (err) => klog(`pod watch error: ${(err as Error | undefined)?.message ?? err}; reconnecting`));
   await informer.start();
   klog('watching pods');
 
@@ -321,11 +309,12 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       if (stopped) return;
       stopped = true;
       for (const t of timers) clearInterval(t);
-      await informer.stop();
+      informer.stop();
       await queue.stop();
       await Promise.all([...workers.values()].map((w) => w.terminate(2000)));
       workers.clear();
       unregisterFromCleanup(safety);
+      api.close();
       klog('stopped');
     },
   };

@@ -1,7 +1,8 @@
 // The Node object our kubelet registers and keeps alive: podCIDR, InternalIP (the node's underlay address),
 // capacity/allocatable so the scheduler binds pods to it, Ready condition; heartbeats through a Lease in
 // kube-node-lease (the node lifecycle controller marks a node NotReady, and taints it, when its lease goes stale).
-import { CoordinationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Lease, type V1Node, type V1NodeCondition, type V1NodeStatus } from '@kubernetes/client-node';
+import type { V1Lease, V1Node, V1NodeCondition, V1NodeStatus } from '@kubernetes/client-node';
+import { isApiStatus, MERGE_PATCH, type KubeApi } from './kube-api.js';
 
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 export const KUBELET_VERSION = 'v1.33.0-ambit';
@@ -73,46 +74,43 @@ export function buildNodeStatus(f: NodeFacts, now: Date, previous?: V1NodeCondit
   };
 }
 
-export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
-function isStatus(err: unknown, code: number): boolean {
-  return (err as { code?: number }).code === code;
-}
-
 /** Creates the Node (or adopts an existing one), then writes its status. */
-export async function registerNode(core: CoreV1Api, f: NodeFacts): Promise<void> {
+export async function registerNode(api: KubeApi, f: NodeFacts): Promise<V1Node> {
   try {
-    await core.createNode({ body: buildNode(f) });
+    await api.request('POST', '/api/v1/nodes', buildNode(f));
   } catch (err) {
-    if (!isStatus(err, 409)) throw err;
+    if (!isApiStatus(err, 409)) throw err;
     // Re-registration (a kubelet restart): keep the Node, refresh our labels; spec.podCIDR is immutable once set.
-    await core.patchNode({ name: f.name, body: { metadata: { labels: buildNode(f).metadata!.labels } } }, mergePatch);
+    await api.request('PATCH', `/api/v1/nodes/${f.name}`, { metadata: { labels: buildNode(f).metadata!.labels } }, MERGE_PATCH);
   }
-  await updateNodeStatus(core, f);
+  return updateNodeStatus(api, f);
 }
 
-export async function updateNodeStatus(core: CoreV1Api, f: NodeFacts): Promise<void> {
-  const current = await core.readNodeStatus({ name: f.name });
-  await core.patchNodeStatus({ name: f.name, body: { status: buildNodeStatus(f, new Date(), current.status?.conditions) } }, mergePatch);
+export async function updateNodeStatus(api: KubeApi, f: NodeFacts): Promise<V1Node> {
+  const current = await api.request<V1Node>('GET', `/api/v1/nodes/${f.name}`);
+  return api.request<V1Node>('PATCH', `/api/v1/nodes/${f.name}/status`, { status: buildNodeStatus(f, new Date(), current.status?.conditions) }, MERGE_PATCH);
 }
 
-/** Creates or renews the node's Lease. */
-export async function renewLease(coord: CoordinationV1Api, nodeName: string, node: V1Node | undefined, durationSeconds: number): Promise<void> {
-  const now = new Date();
+/** Creates or renews the node's Lease (owned by the Node, so it goes with it). */
+export async function renewLease(api: KubeApi, nodeName: string, node: V1Node | undefined, durationSeconds: number): Promise<void> {
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${NODE_LEASE_NAMESPACE}/leases`;
+  const now = new Date().toISOString().replace('Z', '000Z'); // MicroTime: microsecond precision
   try {
-    const lease = await coord.readNamespacedLease({ name: nodeName, namespace: NODE_LEASE_NAMESPACE });
-    lease.spec = { ...lease.spec, holderIdentity: nodeName, leaseDurationSeconds: durationSeconds, renewTime: now };
-    await coord.replaceNamespacedLease({ name: nodeName, namespace: NODE_LEASE_NAMESPACE, body: lease });
+    const lease = await api.request<V1Lease>('GET', `${path}/${nodeName}`);
+    lease.spec = { ...lease.spec, holderIdentity: nodeName, leaseDurationSeconds: durationSeconds, renewTime: now as unknown as Date };
+    await api.request('PUT', `${path}/${nodeName}`, lease);
   } catch (err) {
-    if (!isStatus(err, 404)) throw err;
+    if (!isApiStatus(err, 404)) throw err;
     const body: V1Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
       metadata: {
         name: nodeName,
         namespace: NODE_LEASE_NAMESPACE,
         ...(node?.metadata?.uid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: nodeName, uid: node.metadata.uid }] } : {}),
       },
-      spec: { holderIdentity: nodeName, leaseDurationSeconds: durationSeconds, renewTime: now },
+      spec: { holderIdentity: nodeName, leaseDurationSeconds: durationSeconds, renewTime: now as unknown as Date },
     };
-    await coord.createNamespacedLease({ namespace: NODE_LEASE_NAMESPACE, body });
+    await api.request('POST', path, body);
   }
 }
