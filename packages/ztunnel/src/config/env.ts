@@ -9,6 +9,14 @@ export const ENV = Object.freeze({
   localXdsPath: 'LOCAL_XDS_PATH',
   xdsAddress: 'XDS_ADDRESS',
   caAddress: 'CA_ADDRESS',
+  xdsRootCa: 'XDS_ROOT_CA',
+  caRootCa: 'CA_ROOT_CA',
+  altCaHostname: 'ALT_CA_HOSTNAME',
+  authToken: 'AUTH_TOKEN',
+  xdsOnDemand: 'XDS_ON_DEMAND',
+  istioMetaClusterId: 'ISTIO_META_CLUSTER_ID',
+  instanceIp: 'INSTANCE_IP',
+  podName: 'POD_NAME',
   localCaCert: 'AMBIT_LOCAL_CA_CERT',
   localCaKey: 'AMBIT_LOCAL_CA_KEY',
   secretTtl: 'SECRET_TTL',
@@ -30,3 +38,15 @@ export const ENV = Object.freeze({
   logLevel: 'LOG_LEVEL',
   rootNamespace: 'AMBIT_ROOT_NAMESPACE',
 } as const);
+
+/** Prefixes of variable families: extra gRPC headers and node metadata (Istio's names). */
+export const ENV_PREFIX = Object.freeze({
+  xdsHeader: 'XDS_HEADER_',
+  caHeader: 'CA_HEADER_',
+  istioMeta: 'ISTIO_META_',
+  istioMetaJson: 'ISTIO_METAJSON_',
+} as const);
+
+/** Istio's mount points in the ztunnel pod (relative to the working directory, as ztunnel resolves them). */
+export const DEFAULT_ROOT_CA_PATH = './var/run/secrets/istio/root-cert.pem';
+export const DEFAULT_AUTH_TOKEN_PATH = './var/run/secrets/tokens/istio-token';

@@ -39,3 +39,46 @@ test('durations and drain bound parse', () => {
   assert.equal(c.pool.unusedReleaseTimeoutMs, 30_000);
   assert.equal(c.drainTimeoutMs, 45_000);
 });
+
+const XDS = { XDS_ADDRESS: 'https://istiod.istio-system.svc:15012', CA_ADDRESS: 'istiod.istio-system.svc:15012', INSTANCE_IP: '10.0.0.2', POD_NAME: 'ztunnel-abcde', POD_NAMESPACE: 'istio-system' };
+
+test('xDS and CA mode: Istio defaults for the root and token, headers and node metadata from their prefixes', () => {
+  const c = loadConfig({
+    ...XDS, XDS_HEADER_X_Tenant: 'a', CA_HEADER_X_CA: 'b', ISTIO_META_DNS_CAPTURE: 'true', ISTIO_METAJSON_LABELS: '{"app":"ztunnel"}',
+  });
+  assert.equal(c.xdsAddress, 'https://istiod.istio-system.svc:15012');
+  assert.equal(c.xdsRootCaPath, './var/run/secrets/istio/root-cert.pem');
+  assert.equal(c.caRootCaPath, './var/run/secrets/istio/root-cert.pem');
+  assert.deepEqual(c.authToken, { file: './var/run/secrets/tokens/istio-token' });
+  assert.deepEqual(c.xdsHeaders, { 'x-tenant': 'a' });
+  assert.deepEqual(c.caHeaders, { 'x-ca': 'b' });
+  assert.deepEqual(c.proxyMetadata, { DNS_CAPTURE: 'true', LABELS: { app: 'ztunnel' } });
+  assert.equal(c.instanceIp, '10.0.0.2');
+  // A token without a slash is the token itself.
+  assert.deepEqual(loadConfig({ ...XDS, AUTH_TOKEN: 'eyJhbGciOi.x.y' }).authToken, { token: 'eyJhbGciOi.x.y' });
+  // ISTIO_META_CLUSTER_ID wins over CLUSTER_ID, as in Istio.
+  assert.equal(loadConfig({ ...XDS, CLUSTER_ID: 'a', ISTIO_META_CLUSTER_ID: 'b' }).clusterId, 'b');
+});
+
+test('xDS mode needs the pod facts of the node id; bad addresses, both sources at once and on-demand are refused', () => {
+  assert.throws(() => loadConfig({ XDS_ADDRESS: 'istiod:15012', CA_ADDRESS: 'istiod:15012' }), (err: Error) => {
+    assert.match(err.message, /INSTANCE_IP="" is not an IP address \(required with XDS_ADDRESS\)/);
+    assert.match(err.message, /POD_NAME must be set with XDS_ADDRESS/);
+    assert.match(err.message, /POD_NAMESPACE must be set with XDS_ADDRESS/);
+    return true;
+  });
+  assert.throws(() => loadConfig({ ...XDS, XDS_ADDRESS: 'grpc://istiod', CA_ADDRESS: 'istiod' }), /XDS_ADDRESS="grpc:\/\/istiod" is not \[https:\/\/\]host:port[\s\S]*CA_ADDRESS="istiod" is not/);
+  assert.throws(() => loadConfig({ ...MIN, ...XDS }), /LOCAL_XDS_PATH and XDS_ADDRESS are both set[\s\S]*CA_ADDRESS and AMBIT_LOCAL_CA_CERT\+AMBIT_LOCAL_CA_KEY are both set/);
+  assert.throws(() => loadConfig({ ...XDS, XDS_ON_DEMAND: 'true' }), /XDS_ON_DEMAND=true is not supported yet/);
+  assert.throws(() => loadConfig({ ...XDS, ISTIO_METAJSON_X: '{nope' }), /ISTIO_METAJSON_X is not valid JSON/);
+});
+
+test('gRPC targets: scheme decides TLS, IPv6 in brackets', async () => {
+  const { parseGrpcTarget } = await import('./load.js');
+  assert.deepEqual(parseGrpcTarget('https://istiod.istio-system.svc:15012'), { tls: true, host: 'istiod.istio-system.svc', port: 15012, target: 'istiod.istio-system.svc:15012' });
+  assert.deepEqual(parseGrpcTarget('istiod:15012'), { tls: true, host: 'istiod', port: 15012, target: 'istiod:15012' });
+  assert.deepEqual(parseGrpcTarget('http://127.0.0.1:15010'), { tls: false, host: '127.0.0.1', port: 15010, target: '127.0.0.1:15010' });
+  assert.deepEqual(parseGrpcTarget('https://[fd00::1]:15012'), { tls: true, host: 'fd00::1', port: 15012, target: '[fd00::1]:15012' });
+  assert.equal(parseGrpcTarget('istiod'), undefined);
+  assert.equal(parseGrpcTarget('https://istiod:99999'), undefined);
+});

@@ -1,5 +1,26 @@
+import { isIP } from 'node:net';
 import { ConfigError, DEFAULT_CLUSTER_ID, DEFAULT_TRUST_DOMAIN, PORTS } from '@ambit/api';
-import { ENV } from './env.js';
+import { DEFAULT_AUTH_TOKEN_PATH, DEFAULT_ROOT_CA_PATH, ENV, ENV_PREFIX } from './env.js';
+
+/** Where the agent's bearer token comes from: a file re-read on every use (projected tokens rotate), or a literal. */
+export type AuthTokenSource = { readonly file: string } | { readonly token: string };
+
+/** A gRPC server address: `https://host:port` or `host:port` (TLS), `http://host:port` (plaintext, tests only). */
+export interface GrpcTarget {
+  readonly tls: boolean;
+  readonly host: string;
+  readonly port: number;
+  /** `host:port` as grpc-js wants it (IPv6 in brackets). */
+  readonly target: string;
+}
+
+/** Parses XDS_ADDRESS / CA_ADDRESS; undefined when it is not `[http[s]://]host:port`. */
+export function parseGrpcTarget(value: string): GrpcTarget | undefined {
+  const m = /^(?:(https?):\/\/)?(\[[^\]]+\]|[^:/\[\]]+):(\d+)\/?$/.exec(value);
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return undefined;
+  const host = m[2]!.replace(/^\[|\]$/g, '');
+  return { tls: m[1] !== 'http', host, port: Number(m[3]), target: `${host.includes(':') ? `[${host}]` : host}:${m[3]}` };
+}
 
 /** The agent's whole configuration, built once, validated, frozen, and shown at /config_dump. */
 export interface Config {
@@ -10,8 +31,28 @@ export interface Config {
   /** Namespace whose AuthorizationPolicies apply mesh-wide (Istio's root namespace). */
   rootNamespace: string;
   localXdsPath: string | undefined;
+  /** Delta xDS server (XDS_ADDRESS); used when LOCAL_XDS_PATH is not set. */
   xdsAddress: string | undefined;
+  /** Root that verifies the xDS server's TLS certificate (XDS_ROOT_CA). */
+  xdsRootCaPath: string;
+  /** Extra gRPC metadata on the xDS stream, from XDS_HEADER_<NAME> (name lower-cased, `_` -> `-`). */
+  xdsHeaders: Record<string, string>;
+  /** Certificate service (CA_ADDRESS); used when no local CA is set. */
   caAddress: string | undefined;
+  /** Root that verifies the CA server's TLS certificate (CA_ROOT_CA). */
+  caRootCaPath: string;
+  /** Extra gRPC metadata on CreateCertificate calls, from CA_HEADER_<NAME>. */
+  caHeaders: Record<string, string>;
+  /** TLS server name checked on the CA (and xDS) connection instead of the address's host (ALT_CA_HOSTNAME). */
+  altCaHostname: string | undefined;
+  /** Bearer token for xDS and CA (AUTH_TOKEN: a path, or a literal token when it has no "/"). */
+  authToken: AuthTokenSource;
+  /** This agent pod, for the xDS node id `ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`. */
+  instanceIp: string;
+  podName: string;
+  podNamespace: string;
+  /** Extra node metadata: ISTIO_META_<KEY> (strings) and ISTIO_METAJSON_<KEY> (JSON values). */
+  proxyMetadata: Record<string, unknown>;
   localCa: { certPath: string; keyPath: string } | undefined;
   secretTtlSeconds: number;
   adminAddress: { host: string; port: number };
@@ -67,16 +108,46 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const caCert = str(ENV.localCaCert);
   const caKey = str(ENV.localCaKey);
   if ((caCert === undefined) !== (caKey === undefined)) problems.push(`${ENV.localCaCert} and ${ENV.localCaKey} must be set together`);
+  const prefixed = (prefix: string): Array<[string, string]> =>
+    Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(prefix) && e[0].length > prefix.length && e[1] !== undefined)
+      .map(([k, v]) => [k.slice(prefix.length), v]);
+  const headers = (prefix: string): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of prefixed(prefix)) {
+      // ztunnel's rule: lower-cased, `_` -> `-` (XDS_HEADER_X_ISTIO_REVISION sends x-istio-revision).
+      const name = k.toLowerCase().replace(/_/g, '-');
+      if (!/^[0-9a-z_.-]+$/.test(name) || name.endsWith('-bin')) problems.push(`${prefix}${k}: "${name}" is not a usable gRPC header name`);
+      else out[name] = v;
+    }
+    return out;
+  };
+  const proxyMetadata: Record<string, unknown> = {};
+  for (const [k, v] of prefixed(ENV_PREFIX.istioMeta)) proxyMetadata[k] = v;
+  for (const [k, v] of prefixed(ENV_PREFIX.istioMetaJson)) {
+    try { proxyMetadata[k] = JSON.parse(v); } catch { problems.push(`${ENV_PREFIX.istioMetaJson}${k} is not valid JSON`); }
+  }
+  const token = str(ENV.authToken, DEFAULT_AUTH_TOKEN_PATH)!;
   const drain = str(ENV.drainTimeout);
   const config: Config = {
     trustDomain: str(ENV.trustDomain, DEFAULT_TRUST_DOMAIN)!,
-    clusterId: str(ENV.clusterId, DEFAULT_CLUSTER_ID)!,
+    // Istio: ISTIO_META_CLUSTER_ID wins over CLUSTER_ID.
+    clusterId: str(ENV.istioMetaClusterId) ?? str(ENV.clusterId, DEFAULT_CLUSTER_ID)!,
     network: str(ENV.network, '')!,
     nodeName: str(ENV.nodeName, '')!,
     rootNamespace: str(ENV.rootNamespace, 'istio-system')!,
     localXdsPath: str(ENV.localXdsPath),
     xdsAddress: str(ENV.xdsAddress),
+    xdsRootCaPath: str(ENV.xdsRootCa, DEFAULT_ROOT_CA_PATH)!,
+    xdsHeaders: headers(ENV_PREFIX.xdsHeader),
     caAddress: str(ENV.caAddress),
+    caRootCaPath: str(ENV.caRootCa, DEFAULT_ROOT_CA_PATH)!,
+    caHeaders: headers(ENV_PREFIX.caHeader),
+    altCaHostname: str(ENV.altCaHostname),
+    authToken: token.includes('/') ? { file: token } : { token },
+    instanceIp: str(ENV.instanceIp, '')!,
+    podName: str(ENV.podName, '')!,
+    podNamespace: str(ENV.podNamespace, '')!,
+    proxyMetadata,
     localCa: caCert && caKey ? { certPath: caCert, keyPath: caKey } : undefined,
     secretTtlSeconds: duration(ENV.secretTtl, 24 * 3600),
     adminAddress: addr(ENV.adminAddress, `127.0.0.1:${PORTS.admin}`),
@@ -101,7 +172,19 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     logLevel: str(ENV.logLevel, 'info')!,
   };
   if (!config.localXdsPath && !config.xdsAddress) problems.push(`one of ${ENV.localXdsPath} or ${ENV.xdsAddress} must be set`);
+  if (config.localXdsPath && config.xdsAddress) problems.push(`${ENV.localXdsPath} and ${ENV.xdsAddress} are both set; set only one config source`);
   if (!config.localCa && !config.caAddress) problems.push(`one of ${ENV.caAddress} or ${ENV.localCaCert}+${ENV.localCaKey} must be set`);
+  if (config.localCa && config.caAddress) problems.push(`${ENV.caAddress} and ${ENV.localCaCert}+${ENV.localCaKey} are both set; set only one CA`);
+  for (const [name, v] of [[ENV.xdsAddress, config.xdsAddress], [ENV.caAddress, config.caAddress]] as const) {
+    if (v !== undefined && !parseGrpcTarget(v)) problems.push(`${name}="${v}" is not [https://]host:port`);
+  }
+  if (config.xdsAddress && !config.localXdsPath) {
+    // The node id carries them, and istiod refuses a node id whose IP does not parse.
+    if (!isIP(config.instanceIp)) problems.push(`${ENV.instanceIp}="${config.instanceIp}" is not an IP address (required with ${ENV.xdsAddress})`);
+    if (!config.podName) problems.push(`${ENV.podName} must be set with ${ENV.xdsAddress}`);
+    if (!config.podNamespace) problems.push(`${ENV.podNamespace} must be set with ${ENV.xdsAddress}`);
+  }
+  if (bool(ENV.xdsOnDemand, false)) problems.push(`${ENV.xdsOnDemand}=true is not supported yet: this agent subscribes to every workload (wildcard)`);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) problems.push(`${ENV.logLevel}="${config.logLevel}" is not a pino level`);
   if (problems.length) throw new ConfigError(`invalid agent configuration:\n  ${problems.join('\n  ')}`);
   return deepFreeze(config);
