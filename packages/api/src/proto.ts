@@ -246,7 +246,7 @@ export interface RpcStatus {
 export interface XdsNode {
   id?: string;
   cluster?: string;
-  /** google.protobuf.Struct in its wire shape ({fields: {KEY: {string_value: ...}}}). */
+  /** google.protobuf.Struct ({fields: {KEY: {stringValue: ...}}}). */
   metadata?: StructMessage | null;
   user_agent_name?: string;
   user_agent_version?: string;
@@ -275,18 +275,22 @@ export interface DeltaDiscoveryResponse {
   removed_resources?: string[];
 }
 
-/** google.protobuf.Struct as proto-loader represents it (no JSON mapping is applied). */
+/**
+ * google.protobuf.Struct as proto-loader represents it. Its field names are camelCase even with keepCase,
+ * because protobufjs supplies the well-known types from its own bundled (camelCase) descriptors.
+ */
 export interface StructMessage {
   fields?: Record<string, StructValue>;
 }
 export interface StructValue {
-  null_value?: 'NULL_VALUE' | number;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: StructMessage | null;
-  list_value?: { values?: StructValue[] } | null;
-  kind?: string;
+  nullValue?: 'NULL_VALUE' | number;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: StructMessage | null;
+  listValue?: { values?: StructValue[] } | null;
+  /** Which of the above is set (decode only). */
+  kind?: 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
 }
 export interface IstioCertificateRequest {
   csr?: string;
@@ -300,12 +304,12 @@ export interface IstioCertificateResponse {
 /** Converts a plain JSON-like object to a Struct message (for the CA's metadata). */
 export function toStruct(value: Record<string, unknown>): StructMessage {
   const toValue = (v: unknown): StructValue => {
-    if (v === null || v === undefined) return { null_value: 'NULL_VALUE' };
-    if (typeof v === 'number') return { number_value: v };
-    if (typeof v === 'string') return { string_value: v };
-    if (typeof v === 'boolean') return { bool_value: v };
-    if (Array.isArray(v)) return { list_value: { values: v.map(toValue) } };
-    return { struct_value: toStruct(v as Record<string, unknown>) };
+    if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+    if (typeof v === 'number') return { numberValue: v };
+    if (typeof v === 'string') return { stringValue: v };
+    if (typeof v === 'boolean') return { boolValue: v };
+    if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+    return { structValue: toStruct(v as Record<string, unknown>) };
   };
   return { fields: Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toValue(v)])) };
 }
@@ -313,7 +317,8 @@ export function toStruct(value: Record<string, unknown>): StructMessage {
 /** Reads one string field of a Struct; undefined when absent or not a string. */
 export function structString(struct: StructMessage | null | undefined, key: string): string | undefined {
   const v = struct?.fields?.[key];
-  return typeof v?.string_value === 'string' && (v.kind === undefined || v.kind === 'string_value') ? v.string_value : undefined;
+  // With defaults on, every member of the oneof is filled in; `kind` says which one was actually sent.
+  return typeof v?.stringValue === 'string' && (v.kind === undefined || v.kind === 'stringValue') ? v.stringValue : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+export { createResourceStore } from './xds/resource-store.js';
+export type { ChangeListener, ChangeSet, ResourceStore, ResourceTypes, StoredResource, TypeUrl, UpsertOptions } from './xds/resource-store.js';
+export { createXdsServer } from './xds/xds-server.js';
+export type { NackRecord, XdsConnectionStatus, XdsServer, XdsServerOptions, XdsTypeStatus } from './xds/xds-server.js';
+export { formatNetworkAlias } from './xds/names.js';
+export { ipStringify, ipToBytes } from './xds/ip.js';
+export { createCaService, DEFAULT_TRUSTED_NODE_ACCOUNTS } from './ca/ca-server.js';
+export type { CaService, CaServiceOptions, PodIdentity } from './ca/ca-server.js';
+export { ANONYMOUS, authenticateCall, formatCaller, grpcError } from './auth/caller.js';
+export type { Authenticator, CallerIdentity, GrpcStatusError } from './auth/caller.js';
+export { issueServingCertificate, startControlPlaneServer } from './control-plane-server.js';
+export type { ControlPlaneServer, ControlPlaneServerOptions, GrpcServiceBinding, ServingCertificateOptions } from './control-plane-server.js';
