@@ -83,6 +83,10 @@ export class PodWorker {
   private containerEnvFor: ((c: V1Container) => Record<string, string>) | undefined;
   private terminating = false;
   private terminated = false;
+  /** The sandbox was released because no container will run again; never recreate it. */
+  private sandboxReleased = false;
+  /** Kept after the sandbox is released: a finished pod's status still names its IP. */
+  private lastPodIP: string | undefined;
   private readonly podDir: string;
   private readonly warned = new Set<string>();
 
@@ -101,7 +105,7 @@ export class PodWorker {
   }
 
   get podIP(): string | undefined {
-    return this.hostNetwork ? this.deps.hostIP : this.sandbox?.podIP;
+    return this.hostNetwork ? this.deps.hostIP : (this.sandbox?.podIP ?? this.lastPodIP);
   }
 
   get isTerminated(): boolean {
@@ -115,7 +119,7 @@ export class PodWorker {
 
   /** Brings the pod towards its spec: sandbox, then every container that should run. Never throws for pod errors. */
   async sync(pod: V1Pod): Promise<{ requeueAfterMs?: number }> {
-    if (this.terminating || this.terminated) return {};
+    if (this.terminating || this.terminated || this.sandboxReleased) return {};
     const now = Date.now();
     if (!this.hostNetwork && !this.sandbox) {
       if (now < this.nextSandboxAttempt) return { requeueAfterMs: this.nextSandboxAttempt - now };
@@ -123,6 +127,7 @@ export class PodWorker {
         this.sandbox = await this.deps.sandboxes.create({ uid: this.uid, name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '' });
         this.sandboxError = undefined;
         this.sandboxFailures = 0;
+        this.lastPodIP = this.sandbox.podIP;
         this.deps.log(`pod ${pod.metadata?.namespace}/${pod.metadata?.name}: sandbox ${this.sandbox.netns} ip ${this.sandbox.podIP}`);
       } catch (err) {
         this.sandboxFailures++;
@@ -355,7 +360,7 @@ export class PodWorker {
       };
     });
     return {
-      sandboxReady: this.hostNetwork || this.sandbox !== undefined,
+      sandboxReady: (this.hostNetwork && !this.sandboxReleased) || this.sandbox !== undefined,
       ...(this.podIP ? { podIP: this.podIP, podIPs: [this.podIP] } : { podIPs: [] }),
       hostIP: this.deps.hostIP,
       startTime: this.startTime,
@@ -386,6 +391,7 @@ export class PodWorker {
     const sandbox = this.sandbox;
     if (!sandbox) return;
     this.sandbox = undefined;
+    this.sandboxReleased = true;
     try {
       await this.deps.sandboxes.destroy(sandbox);
     } catch (err) {
