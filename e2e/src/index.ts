@@ -43,3 +43,4 @@ export { parseNetworkConfig, pluginStdin, type CniResult, type NetworkConfigList
 export { startKubelet, type Kubelet, type KubeletOptions } from './kubelet/kubelet.js';
 export { NODE_INDEX_LABEL } from './kubelet/node-status.js';
 export { connectionFromKubeconfig, createKubeApi, KubeletApiError, type KubeApi, type KubeconfigSource } from './kubelet/kube-api.js';
+export { k8sBinaries, k8sCacheDir, clusterToolsDir, clusterToolsHash, K8sBinariesError, COLD_BUILD_MINUTES, type K8sBinaries, type K8sBinariesOptions, type K8sVersions } from './cluster/binaries.js';
