@@ -44,3 +44,6 @@ export { startKubelet, type Kubelet, type KubeletOptions } from './kubelet/kubel
 export { NODE_INDEX_LABEL } from './kubelet/node-status.js';
 export { connectionFromKubeconfig, createKubeApi, KubeletApiError, type KubeApi, type KubeconfigSource } from './kubelet/kube-api.js';
 export { k8sBinaries, k8sCacheDir, clusterToolsDir, clusterToolsHash, K8sBinariesError, COLD_BUILD_MINUTES, type K8sBinaries, type K8sBinariesOptions, type K8sVersions } from './cluster/binaries.js';
+export { startControlPlane, ControlPlane, ControlPlaneProcessExitedError, ControlPlaneStartError, KubeClient, KubeApiError, type ControlPlaneOptions, type ControlPlaneBinaries, type ControlPlaneProcess, type ComponentName, type StartupTimings, type KubeClientOptions } from './cluster/control-plane.js';
+export { startCluster, Cluster, ClusterFeatureUnavailableError, ManifestError, parseManifest, type StartClusterOptions, type ObjectRef, type ApplyOptions, type WaitForOptions, type KubernetesObject, type ApiResource } from './cluster/cluster.js';
+export { createControlPlanePki, buildKubeconfig, type ControlPlanePki, type KubeconfigOptions } from './cluster/certs.js';

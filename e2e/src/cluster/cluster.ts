@@ -1,0 +1,345 @@
+// The test API of cluster-in-a-box: start a cluster, apply YAML, wait for conditions, run kubectl, collect
+// logs, tear down. Tests talk to it instead of to the control plane's processes.
+//
+// Nodes are the kubelet's part (e2e/src/kubelet). Until its startKubelet() exists and is wired in below,
+// `startCluster({ nodes: N > 0 })` and `exec()` throw ClusterFeatureUnavailableError instead of pretending.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { ExecOptions, ExecResult } from '../process.js';
+import { WaitTimeoutError } from '../wait.js';
+import { KubeApiError, KubeClient, startControlPlane, type ControlPlane, type ControlPlaneOptions } from './control-plane.js';
+
+/** Any Kubernetes object, as the API returns it. */
+export interface KubernetesObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** One entry of an API group version's discovery document. */
+export interface ApiResource {
+  name: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+export interface StartClusterOptions extends ControlPlaneOptions {
+  /** Node agents to start (our kubelet, one per netns node). Default 0: control plane only. */
+  nodes?: number;
+}
+
+/** Identifies one object; namespace is required for namespaced kinds. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface ApplyOptions {
+  /** Namespace for namespaced objects that name none (default: `default`). */
+  namespace?: string;
+  /** Server-side apply field manager; default `ambit-e2e`. */
+  fieldManager?: string;
+}
+
+export interface WaitForOptions {
+  /** Default 30 s. */
+  timeoutMs?: number;
+  intervalMs?: number;
+}
+
+/** Something the cluster cannot do yet (a part of cluster-in-a-box that has not landed). */
+export class ClusterFeatureUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClusterFeatureUnavailableError';
+  }
+}
+
+/** A manifest could not be parsed or applied; names the document. */
+export class ManifestError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ManifestError';
+  }
+}
+
+interface Condition {
+  type?: string;
+  status?: string;
+  reason?: string;
+  message?: string;
+}
+
+/** A running cluster. Create with startCluster(); always stop() it (also done on process exit). */
+export class Cluster {
+  /** Discovery documents by apiVersion; refetched when a kind is missing (a CRD created since). */
+  private readonly discovery = new Map<string, ApiResource[]>();
+
+  /** @internal use startCluster() */
+  constructor(
+    readonly controlPlane: ControlPlane,
+    readonly nodeCount: number,
+  ) {}
+
+  /** REST client with the admin credentials (system:masters). */
+  get client(): KubeClient {
+    return this.controlPlane.client;
+  }
+
+  /** Admin kubeconfig file, for kubectl or a component under test. */
+  get kubeconfigPath(): string {
+    return this.controlPlane.kubeconfigPath;
+  }
+
+  get server(): string {
+    return this.controlPlane.server;
+  }
+
+  /**
+   * Server-side applies every document of a (multi-document) YAML manifest, or objects, in order, forcing
+   * ownership of conflicting fields (the test is the only writer that matters). Returns the objects as stored.
+   * A kind that discovery does not know yet (a CRD applied just before) is retried for a few seconds.
+   */
+  async apply(manifest: string | KubernetesObject | readonly KubernetesObject[], options: ApplyOptions = {}): Promise<KubernetesObject[]> {
+    const docs = typeof manifest === 'string' ? parseManifest(manifest) : Array.isArray(manifest) ? [...manifest] : [manifest as KubernetesObject];
+    const out: KubernetesObject[] = [];
+    for (const [i, doc] of docs.entries()) {
+      const applied = await this.applyOne(applyableCopy(doc), i, options);
+      out.push(applied);
+    }
+    return out;
+  }
+
+  /** Deletes the objects of a manifest (missing ones are fine); with `wait`, until they are gone. */
+  async delete(manifest: string | KubernetesObject | readonly KubernetesObject[], options: ApplyOptions & WaitForOptions & { wait?: boolean } = {}): Promise<void> {
+    const docs = typeof manifest === 'string' ? parseManifest(manifest) : Array.isArray(manifest) ? [...manifest] : [manifest as KubernetesObject];
+    for (const doc of [...docs].reverse()) {
+      const ref = await this.refOf(doc, options.namespace);
+      try {
+        await this.client.delete(await this.pathOf(ref));
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 404)) throw new ManifestError(`delete ${describeObject(doc, 0)}: ${apiErrorMessage(err)}`, { cause: err });
+      }
+      if (options.wait) {
+        await this.controlPlane.waitUntil(`${ref.kind} ${ref.namespace ? ref.namespace + '/' : ''}${ref.name} to be gone`, async () => (await this.get(ref)) === undefined, {
+          timeoutMs: options.timeoutMs ?? 30_000,
+          intervalMs: options.intervalMs ?? 200,
+        });
+      }
+    }
+  }
+
+  /** Reads an object; undefined if it does not exist. */
+  async get<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    return this.client.find<T>(await this.pathOf(ref));
+  }
+
+  /** The discovery entry for a kind; undefined if the server does not serve it (yet). */
+  async resourceFor(apiVersion: string, kind: string): Promise<ApiResource | undefined> {
+    const find = (): ApiResource | undefined => this.discovery.get(apiVersion)?.find((r) => r.kind === kind && !r.name.includes('/'));
+    const cached = find();
+    if (cached) return cached;
+    const list = await this.client.find<{ resources?: ApiResource[] }>(apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`);
+    if (!list) return undefined;
+    this.discovery.set(apiVersion, list.resources ?? []);
+    return find();
+  }
+
+  /** The REST path of an object (`/api/v1/namespaces/default/configmaps/x`). */
+  async pathOf(ref: ObjectRef): Promise<string> {
+    const resource = await this.resourceFor(ref.apiVersion, ref.kind);
+    if (!resource) throw new ManifestError(`the server has no ${ref.apiVersion} ${ref.kind}`);
+    const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
+    const ns = resource.namespaced ? `/namespaces/${encodeURIComponent(ref.namespace ?? 'default')}` : '';
+    return `${base}${ns}/${resource.name}/${encodeURIComponent(ref.name)}`;
+  }
+
+  /**
+   * Polls an object until `predicate` holds; returns it. Fails at once if a control-plane component dies, and on
+   * timeout with the object's last state.
+   */
+  async waitFor<T extends KubernetesObject = KubernetesObject>(
+    ref: ObjectRef,
+    predicate: (obj: T) => boolean,
+    options: WaitForOptions & { description?: string } = {},
+  ): Promise<T> {
+    let last: T | undefined;
+    const what = `${ref.kind} ${ref.namespace ? ref.namespace + '/' : ''}${ref.name}: ${options.description ?? 'condition'}`;
+    try {
+      return await this.controlPlane.waitUntil(
+        what,
+        async () => {
+          last = await this.get<T>(ref);
+          return last !== undefined && predicate(last) ? last : undefined;
+        },
+        { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: options.intervalMs ?? 200 },
+      );
+    } catch (err) {
+      if (err instanceof WaitTimeoutError) {
+        const state = last === undefined ? 'it does not exist' : `its status: ${JSON.stringify((last as { status?: unknown }).status ?? null)}`;
+        throw new Error(`${err.message}; ${state}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Waits until `status.conditions` has `type` with `status` (default "True"), e.g. Available, Ready, Established. */
+  waitForCondition<T extends KubernetesObject = KubernetesObject>(
+    ref: ObjectRef,
+    type: string,
+    options: WaitForOptions & { status?: 'True' | 'False' | 'Unknown' } = {},
+  ): Promise<T> {
+    const want = options.status ?? 'True';
+    return this.waitFor<T>(ref, (obj) => conditionsOf(obj).some((c) => c.type === type && c.status === want), {
+      ...options,
+      description: `condition ${type}=${want}`,
+    });
+  }
+
+  /** Runs the built kubectl with the admin kubeconfig. */
+  kubectl(args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.controlPlane.kubectl(args, options);
+  }
+
+  /** Runs a command in a pod's network namespace. Needs node agents, which are not wired in yet. */
+  async exec(pod: { namespace: string; name: string }, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    void argv;
+    void options;
+    throw new ClusterFeatureUnavailableError(
+      `exec in pod ${pod.namespace}/${pod.name}: pods run on node agents (e2e/src/kubelet), which are not part of this cluster yet` +
+        (this.nodeCount === 0 ? ' (started with nodes: 0)' : ''),
+    );
+  }
+
+  /**
+   * Writes every control-plane component's log into `dir` (a failing test's artifacts); returns the files.
+   * Node-agent and pod logs join them when nodes land.
+   */
+  collectLogs(dir: string): string[] {
+    mkdirSync(dir, { recursive: true });
+    const files: string[] = [];
+    for (const p of this.controlPlane.processes) {
+      const file = join(dir, `${p.name}.log`);
+      writeFileSync(file, this.controlPlane.readLog(p.name));
+      files.push(file);
+    }
+    return files;
+  }
+
+  /** Stops every process and removes every temp directory. Safe to call twice. */
+  async stop(): Promise<void> {
+    await this.controlPlane.stop();
+  }
+
+  private async applyOne(spec: KubernetesObject, index: number, options: ApplyOptions): Promise<KubernetesObject> {
+    let label = describeObject(spec, index);
+    // Discovery lags a CRD by a moment after it is created: an unknown kind is retried briefly, anything the
+    // server says about the object itself fails at once with its words.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      this.controlPlane.assertHealthy();
+      const resource = await this.resourceFor(spec.apiVersion!, spec.kind!).catch((err: unknown) => {
+        throw new ManifestError(`apply ${label}: discovery failed: ${apiErrorMessage(err)}`, { cause: err });
+      });
+      if (!resource) {
+        if (Date.now() > deadline) throw new ManifestError(`apply ${label}: the server has no ${spec.apiVersion} ${spec.kind}`);
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (resource.namespaced && !spec.metadata?.namespace) spec.metadata = { ...spec.metadata, namespace: options.namespace ?? 'default' };
+      label = describeObject(spec, index);
+      // As kubectl does: a namespace on a cluster-scoped object means nothing (the server would refuse it).
+      if (!resource.namespaced && spec.metadata?.namespace) delete spec.metadata.namespace;
+      const path = await this.pathOf({ apiVersion: spec.apiVersion!, kind: spec.kind!, name: spec.metadata!.name!, namespace: spec.metadata?.namespace });
+      try {
+        return await this.client.apply<KubernetesObject>(path, spec, { fieldManager: options.fieldManager ?? 'ambit-e2e', force: true });
+      } catch (err) {
+        throw new ManifestError(`apply ${label}: ${apiErrorMessage(err)}`, { cause: err });
+      }
+    }
+  }
+
+  private async refOf(doc: KubernetesObject, namespace: string | undefined): Promise<ObjectRef> {
+    const resource = await this.resourceFor(doc.apiVersion!, doc.kind!);
+    return {
+      apiVersion: doc.apiVersion!,
+      kind: doc.kind!,
+      name: doc.metadata!.name!,
+      namespace: resource?.namespaced ? (doc.metadata?.namespace ?? namespace ?? 'default') : undefined,
+    };
+  }
+}
+
+/**
+ * Starts a cluster: the control plane now; node agents when the kubelet is wired in (until then, nodes > 0 is
+ * refused with ClusterFeatureUnavailableError before anything is started).
+ */
+export async function startCluster(options: StartClusterOptions = {}): Promise<Cluster> {
+  const nodes = options.nodes ?? 0;
+  if (!Number.isInteger(nodes) || nodes < 0) throw new RangeError(`startCluster: nodes must be a whole number >= 0, got ${nodes}`);
+  if (nodes > 0) {
+    // Plug-in point for the nodes: createTopology({ nodes }), a CNI conf dir per node (ambit-bridge chain, as
+    // kubelet/pod-runtime.e2e.test.ts writes it), then startKubelet({ kubeConfig, topology, nodeIndex, ... }) per
+    // node with kubeConfig = await controlPlane.kubeconfigFor({ commonName: `system:node:<name>`,
+    // organizations: ['system:nodes'] }), and stop() tearing the kubelets and topology down before the control
+    // plane. startKubelet exists but has not run against a real apiserver yet; until that is wired and tested,
+    // refuse rather than start a cluster without the nodes asked for.
+    throw new ClusterFeatureUnavailableError(
+      `startCluster({ nodes: ${nodes} }): node agents (e2e/src/kubelet, startKubelet) are not wired in yet; ` +
+        'start the control plane alone with nodes: 0',
+    );
+  }
+  const controlPlane = await startControlPlane(options);
+  return new Cluster(controlPlane, nodes);
+}
+
+/** Parses a multi-document YAML manifest; empty documents are skipped, `kind: List` is flattened. */
+export function parseManifest(text: string): KubernetesObject[] {
+  const out: KubernetesObject[] = [];
+  for (const [i, doc] of parseAllDocuments(text).entries()) {
+    if (doc.errors.length > 0) throw new ManifestError(`document ${i + 1}: ${doc.errors[0]!.message}`);
+    const value = doc.toJS() as unknown;
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'object' || Array.isArray(value)) throw new ManifestError(`document ${i + 1} is not an object`);
+    const obj = value as KubernetesObject & { items?: KubernetesObject[] };
+    const items = obj.kind === 'List' || obj.kind?.endsWith('List') ? (obj.items ?? []) : [obj];
+    for (const item of items) {
+      if (!item.apiVersion || !item.kind) throw new ManifestError(`document ${i + 1}: apiVersion and kind are required`);
+      if (!item.metadata?.name) throw new ManifestError(`document ${i + 1} (${item.kind}): metadata.name is required`);
+      out.push(item);
+    }
+  }
+  return out;
+}
+
+/**
+ * The object without what the server fills in, so that objects read back (or returned by apply) can be applied
+ * again: server-side apply refuses managedFields, and a stale resourceVersion would turn into a conflict.
+ */
+function applyableCopy(obj: KubernetesObject): KubernetesObject {
+  const copy = structuredClone(obj);
+  if (copy.metadata) {
+    for (const k of ['managedFields', 'resourceVersion', 'uid', 'creationTimestamp', 'generation', 'selfLink']) delete copy.metadata[k];
+  }
+  delete copy.status;
+  return copy;
+}
+
+function conditionsOf(obj: KubernetesObject): Condition[] {
+  const conditions = (obj as { status?: { conditions?: unknown } }).status?.conditions;
+  return Array.isArray(conditions) ? (conditions as Condition[]) : [];
+}
+
+function describeObject(obj: KubernetesObject, index: number): string {
+  const ns = obj.metadata?.namespace ? `${obj.metadata.namespace}/` : '';
+  return `${obj.kind ?? '?'} ${ns}${obj.metadata?.name ?? '?'} (document ${index + 1})`;
+}
+
+/** The apiserver's own words when it said something, else the error's message. */
+export function apiErrorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
