@@ -1,13 +1,14 @@
 // Wiring only: builds the agent from one Config and its runtime handles, and hands each part what it needs.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { ConfigError } from '@ambit/api';
 import { createAdminServers, type AdminServers } from './admin/servers.js';
 import { describeCertifiedKey, type CertificateInfo } from './admin/config-dump.js';
 import { createReadiness, type Readiness } from './admin/readiness.js';
 import type { Config } from './config/load.js';
 import { watchLocalConfig, type LocalConfigWatcher } from './discovery/local-config.js';
-import { createLocalCaClient, SecretManager } from './identity/secret-manager.js';
+import { buildXdsNode, createXdsClient, type XdsClient } from './discovery/xds-client.js';
+import { createGrpcCaClient } from './identity/ca-client.js';
+import { createLocalCaClient, SecretManager, type CaClient } from './identity/secret-manager.js';
 import { createEnrollmentServer, type EnrollmentServer } from './inpod/enrollment-api.js';
 import { createPodEnrollment, type PodEnrollment } from './inpod/pod-enrollment.js';
 import { createPodRegistry } from './inpod/pod-registry.js';
@@ -47,13 +48,23 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   const updater = createStateUpdater({ store: state });
   const readiness = createReadiness();
 
-  if (!config.localXdsPath) {
-    throw new ConfigError('XDS_ADDRESS is set but this agent has no xDS client yet: set LOCAL_XDS_PATH to a local config file');
+  // Config guarantees exactly one state source (LOCAL_XDS_PATH or XDS_ADDRESS) and one CA (local files or CA_ADDRESS).
+  let closeCa = (): void => {};
+  let ca: CaClient;
+  if (config.localCa) {
+    ca = await createLocalCaClient({ ...config.localCa, trustDomain: config.trustDomain, ttlSeconds: config.secretTtlSeconds });
+  } else {
+    const grpcCa = createGrpcCaClient({
+      address: config.caAddress!, rootCaPath: config.caRootCaPath, altHostname: config.altCaHostname, authToken: config.authToken,
+      clusterId: config.clusterId, headers: config.caHeaders, ttlSeconds: config.secretTtlSeconds, logger: logLevels.logger('ca'),
+    });
+    ca = grpcCa;
+    closeCa = () => grpcCa.close();
   }
-  if (!config.localCa) {
-    throw new ConfigError('CA_ADDRESS is set but this agent has no CA client yet: set AMBIT_LOCAL_CA_CERT and AMBIT_LOCAL_CA_KEY');
-  }
-  const ca = await createLocalCaClient({ ...config.localCa, trustDomain: config.trustDomain, ttlSeconds: config.secretTtlSeconds });
+  const xds: XdsClient | undefined = config.localXdsPath ? undefined : createXdsClient({
+    address: config.xdsAddress!, rootCaPath: config.xdsRootCaPath, authToken: config.authToken, clusterId: config.clusterId,
+    headers: config.xdsHeaders, node: buildXdsNode(config), updater, registry, logger: logLevels.logger('xds'),
+  });
   const secrets = new SecretManager(ca, logLevels.logger('certificates'));
   const metrics = createConnectionMetrics(registry, { component: 'ztunnel', tag: runtime.version });
   const telemetry = createConnectionTelemetry({ metrics, logger: logLevels.logger('access') });
@@ -72,7 +83,8 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   const app: App = {
     state, readiness, pods, enrollment, connections,
     async start() {
-      const stateTask = readiness.register('local config');
+      // ztunnel is ready only after its first sync: the local file's first load, or one xDS response of each type.
+      const stateTask = readiness.register(xds ? 'initial xDS sync' : 'local config');
       const podsTask = readiness.register('pod snapshot');
       admin = createAdminServers({
         config, state, certificates, logger, logLevels, registry, readiness,
@@ -84,8 +96,15 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
         },
       });
       await admin.listen();
-      watcher = watchLocalConfig(config.localXdsPath!, updater, logLevels.logger('local-config'));
-      await watcher.ready;
+      if (xds) {
+        xds.start();
+        // Pods are enrolled only once the state is known, as with the local file; a controller that is down keeps
+        // the agent unready (and the CNI plugin's ADD failing, so kubelet retries) rather than capturing blind.
+        if (!(await xds.synced)) return; // shut down before the first sync
+      } else {
+        watcher = watchLocalConfig(config.localXdsPath!, updater, logLevels.logger('local-config'));
+        await watcher.ready;
+      }
       stateTask();
       await enrollServer.listen();
       const restored = await enrollment.restore();
@@ -102,6 +121,8 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
         if (!drained) log.warn({ left: connections.size }, 'drain bound reached: closing the remaining connections');
         pods.destroyAll('agent shut down');
         secrets.stop();
+        closeCa();
+        xds?.close();
         await watcher?.close();
         await admin?.close();
         log.info({ reason }, 'agent stopped');

@@ -251,3 +251,29 @@ test('delta xDS: close before the first sync resolves synced with false and stop
   await new Promise((r) => setTimeout(r, 120));
   assert.equal(client.status().failures, failures);
 });
+
+test('the agent with XDS_ADDRESS and CA_ADDRESS runs on the xDS client and is ready only after the first sync', async (t) => {
+  const { dir, serverCert } = await fixture(t);
+  const ads = await startFakeAds(serverCert);
+  t.after(() => ads.stop());
+  const { loadConfig } = await import('../config/load.js');
+  const { createApp } = await import('../app.js');
+  writeFileSync(join(dir, 'token'), TOKEN);
+  const config = loadConfig({
+    XDS_ADDRESS: `https://127.0.0.1:${ads.port}`, XDS_ROOT_CA: join(dir, 'root-cert.pem'), CA_ADDRESS: `https://127.0.0.1:${ads.port}`,
+    CA_ROOT_CA: join(dir, 'root-cert.pem'), AUTH_TOKEN: join(dir, 'token'), INSTANCE_IP: '10.0.0.2', POD_NAME: 'ztunnel-x', POD_NAMESPACE: 'istio-system',
+    AMBIT_ADMIN_ADDRESS: '127.0.0.1:0', AMBIT_METRICS_ADDRESS: '127.0.0.1:0', AMBIT_READINESS_ADDRESS: '127.0.0.1:0',
+    AMBIT_CNI_SOCKET: join(dir, 'cni.sock'), AMBIT_POD_SNAPSHOT: join(dir, 'pods.json'), LOG_LEVEL: 'silent',
+  });
+  const app = await createApp(config, { logger: pino({ level: 'silent' }), registry: new Registry(), version: 'test', exit: () => {} });
+  t.after(() => app.shutdown('test end'));
+  const started = app.start();
+  const s = await waitFor('the agent to subscribe', () => ads.streams[0]?.requests.length === 2 && ads.streams[0]);
+  assert.deepEqual(app.readiness.pending(), ['initial xDS sync', 'pod snapshot']);
+  ads.push(s, ADDRESS_TYPE_URL, [{ name: SLEEP, version: 'v1', message: workload(SLEEP, 'default', 'sleep-1', ip('10.0.1.5')) }]);
+  await waitFor('the workload', () => app.state.workloadByAddress('', '10.0.1.5'));
+  assert.ok(app.readiness.pending().includes('initial xDS sync'));
+  ads.push(s, AUTHORIZATION_TYPE_URL, []);
+  await started;
+  assert.equal(app.readiness.isReady(), true);
+});
