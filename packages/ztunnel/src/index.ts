@@ -42,5 +42,5 @@ export { PodManager, type PodManagerOptions } from './proxy/pod-manager.js';
 export { createApp, type App, type Runtime } from './app.js';
 export { createXdsClient, buildXdsNode, XDS_TYPE_URLS, type XdsClient, type XdsClientOptions, type XdsClientStatus, type XdsNodeIdentity, type XdsTerminationReason } from './discovery/xds-client.js';
 export { convertWorkload, convertService, convertAuthorization, convertAddress, convertAddressResponse, convertAuthorizationResponse, ipFromBytes, ConversionError, type ConvertedAddress, type ConvertedResponse, type DecodedResource } from './discovery/xds-convert.js';
-export { createGrpcCaClient, readAuthToken, buildCallMetadata, createChannelCredentials, toWireStruct, structStringField, type GrpcCaClient, type GrpcCaClientOptions } from './identity/ca-client.js';
+export { createGrpcCaClient, readAuthToken, buildCallMetadata, createChannelCredentials, type GrpcCaClient, type GrpcCaClientOptions } from './identity/ca-client.js';
 export { parseGrpcTarget, type GrpcTarget, type AuthTokenSource } from './config/load.js';

@@ -7,12 +7,11 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import {
-  ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, encodeAny, loadGrpcServices,
+  ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, encodeAny, loadGrpcServices, structString,
   type Address as PbAddress, type Authorization as PbAuthorization, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse,
 } from '@ambit/api';
 import { createTlsCa, issueTlsCertificate } from '@ambit/pki';
 import { createReadiness } from '../admin/readiness.js';
-import { structStringField as structString } from '../identity/ca-client.js';
 import { createStateStore } from '../state/store.js';
 import { createStateUpdater } from '../state/updater.js';
 import { buildXdsNode, createXdsClient, type XdsClient } from './xds-client.js';

@@ -8,6 +8,7 @@ import {
   decodeAny,
   loadGrpcServices,
   METRICS,
+  toStruct,
   type Address as PbAddress,
   type Authorization as PbAuthorization,
   type DeltaDiscoveryRequest,
@@ -15,7 +16,7 @@ import {
   type XdsNode,
 } from '@ambit/api';
 import { parseGrpcTarget, type AuthTokenSource, type Config } from '../config/load.js';
-import { buildCallMetadata, createChannelCredentials, readAuthToken, toWireStruct } from '../identity/ca-client.js';
+import { buildCallMetadata, createChannelCredentials, readAuthToken } from '../identity/ca-client.js';
 import type { Rejection, StateUpdater } from '../state/updater.js';
 import {
   convertAddressResponse,
@@ -221,7 +222,7 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
     for (const typeUrl of XDS_TYPE_URLS) {
       const versions = Object.fromEntries(held.get(typeUrl)!);
       s.write({
-        node: { id: options.node.id, metadata: toWireStruct(options.node.metadata) } satisfies XdsNode,
+        node: { id: options.node.id, metadata: toStruct({ ...options.node.metadata }) } satisfies XdsNode,
         type_url: typeUrl,
         resource_names_subscribe: [],
         initial_resource_versions: versions,

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import {
-  CertificateError, IdentityMismatchError, loadGrpcServices, type IstioCertificateRequest, type IstioCertificateResponse,
+  CertificateError, IdentityMismatchError, loadGrpcServices, structString, type IstioCertificateRequest, type IstioCertificateResponse,
 } from '@ambit/api';
 import { CertificateAuthority, issueTlsCertificate, uriSans, verifyChain } from '@ambit/pki';
-import { createGrpcCaClient, structStringField } from './ca-client.js';
+import { createGrpcCaClient } from './ca-client.js';
 import { SecretManager } from './secret-manager.js';
 
 const SLEEP = 'spiffe://cluster.local/ns/default/sa/sleep';
@@ -42,7 +42,7 @@ async function startFakeCa(t: { after(fn: () => void): void }, options: { issueA
         const csrUris = uriSans(own[0]!);
         seen.push({ request: call.request, metadata: call.metadata, csrUris });
         if (options.fail !== undefined) return cb({ code: options.fail, details: 'token rejected' });
-        const impersonated = structStringField(call.request.metadata, 'ImpersonatedIdentity');
+        const impersonated = structString(call.request.metadata, 'ImpersonatedIdentity');
         const chain = await ca.signCsr(csr, { identity: options.issueAs ?? impersonated, ttlSeconds: Number(call.request.validity_duration) || 3600 });
         cb(null, { cert_chain: chain });
       })().catch((err: Error) => cb({ code: grpc.status.INTERNAL, details: err.message }));
@@ -71,7 +71,7 @@ test('CA client: CSR for the identity, ImpersonatedIdentity, bearer token and cl
   assert.deepEqual(req!.csrUris, [SLEEP]);
   assert.match(req!.request.csr ?? '', /^-----BEGIN CERTIFICATE REQUEST-----/);
   assert.equal(Number(req!.request.validity_duration), 7200);
-  assert.equal(structStringField(req!.request.metadata, 'ImpersonatedIdentity'), SLEEP);
+  assert.equal(structString(req!.request.metadata, 'ImpersonatedIdentity'), SLEEP);
   assert.deepEqual(req!.metadata.get('authorization'), [`Bearer ${TOKEN}`]);
   assert.deepEqual(req!.metadata.get('clusterid'), ['cluster-a']);
   assert.deepEqual(req!.metadata.get('x-ca-extra'), ['1']);

@@ -9,9 +9,9 @@ import {
   IdentityMismatchError,
   IMPERSONATED_IDENTITY_KEY,
   loadGrpcServices,
+  toStruct,
   type IstioCertificateRequest,
   type IstioCertificateResponse,
-  type StructMessage,
 } from '@ambit/api';
 import { createCsr, splitPemBundle, verifyChain, type CertifiedKey } from '@ambit/pki';
 import { parseGrpcTarget, type AuthTokenSource, type GrpcTarget } from '../config/load.js';
@@ -62,32 +62,6 @@ export async function readAuthToken(source: AuthTokenSource): Promise<string> {
   const token = text.trim();
   if (!token) throw new ConfigError(`the service-account token file ${source.file} is empty`);
   return token;
-}
-
-/**
- * A plain object as a google.protobuf.Struct for proto-loader. The Struct/Value types come from protobufjs's
- * bundled well-known types, whose field names are camelCase (`stringValue`) even with keepCase, so @ambit/api's
- * snake_case `toStruct` encodes empty values today. Both spellings are set: fromObject reads the one its type
- * declares and ignores the other, so this stays right if the loader's Struct ever switches to snake_case.
- */
-export function toWireStruct(value: Readonly<Record<string, unknown>>): StructMessage {
-  const toValue = (v: unknown): Record<string, unknown> => {
-    const both = (camel: string, snake: string, x: unknown) => ({ [camel]: x, [snake]: x });
-    if (v === null || v === undefined) return both('nullValue', 'null_value', 'NULL_VALUE');
-    if (typeof v === 'number') return both('numberValue', 'number_value', v);
-    if (typeof v === 'string') return both('stringValue', 'string_value', v);
-    if (typeof v === 'boolean') return both('boolValue', 'bool_value', v);
-    if (Array.isArray(v)) return both('listValue', 'list_value', { values: v.map(toValue) });
-    return both('structValue', 'struct_value', toWireStruct(v as Record<string, unknown>));
-  };
-  return { fields: Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toValue(v)])) } as StructMessage;
-}
-
-/** Reads a string field of a decoded Struct, in either spelling (see toWireStruct). */
-export function structStringField(struct: unknown, key: string): string | undefined {
-  const v = (struct as { fields?: Record<string, Record<string, unknown>> } | null | undefined)?.fields?.[key];
-  const s = v?.stringValue ?? v?.string_value;
-  return typeof s === 'string' ? s : undefined;
 }
 
 /** gRPC metadata Istio's clients send: extra headers, then `authorization` and `clusterid` (which win). */
@@ -175,7 +149,7 @@ export function createGrpcCaClient(options: GrpcCaClientOptions): GrpcCaClient {
       const request: IstioCertificateRequest = {
         csr: csrPem,
         validity_duration: options.ttlSeconds,
-        metadata: toWireStruct({ [IMPERSONATED_IDENTITY_KEY]: identity }),
+        metadata: toStruct({ [IMPERSONATED_IDENTITY_KEY]: identity }),
       };
       let response: IstioCertificateResponse;
       try {
