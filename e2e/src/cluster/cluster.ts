@@ -9,6 +9,10 @@ import { parseAllDocuments } from 'yaml';
 import type { ExecOptions, ExecResult } from '../process.js';
 import { WaitTimeoutError } from '../wait.js';
 import { KubeApiError, KubeClient, startControlPlane, type ControlPlane, type ControlPlaneOptions } from './control-plane.js';
+import type { ImageRegistry } from '../kubelet/image-registry.js';
+import { k8sBinaries } from './binaries.js';
+import { startNodePool, type NodePool } from './node-pool.js';
+import { startClusterServices, type ClusterServices } from './services.js';
 
 /** Any Kubernetes object, as the API returns it. */
 export interface KubernetesObject {
@@ -28,6 +32,12 @@ export interface ApiResource {
 export interface StartClusterOptions extends ControlPlaneOptions {
   /** Node agents to start (our kubelet, one per netns node). Default 0: control plane only. */
   nodes?: number;
+  /** Images for the kubelets (default: the kubelet's default registry). */
+  imageRegistry?: ImageRegistry;
+  /** kube-proxy in every node and CoreDNS behind kube-dns 10.96.0.10; default true when nodes > 0. */
+  services?: boolean;
+  /** Node agents' and cluster services' log lines. */
+  log?: (line: string) => void;
 }
 
 /** Identifies one object; namespace is required for namespaced kinds. */
@@ -83,6 +93,8 @@ export class Cluster {
   constructor(
     readonly controlPlane: ControlPlane,
     readonly nodeCount: number,
+    readonly nodePool?: NodePool,
+    readonly services?: ClusterServices,
   ) {}
 
   /** REST client with the admin credentials (system:masters). */
@@ -205,13 +217,27 @@ export class Cluster {
     return this.controlPlane.kubectl(args, options);
   }
 
-  /** Runs a command in a pod's network namespace. Needs node agents, which are not wired in yet. */
+  /**
+   * Runs a command in a pod's network namespace (found through the kubelet that runs it). With cluster DNS, the
+   * command runs in a private mount namespace whose /etc/resolv.conf is the pod's (nameserver 10.96.0.10, search
+   * <ns>.svc.cluster.local ...), so ordinary name lookups resolve Services as in a pod.
+   */
   async exec(pod: { namespace: string; name: string }, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    void argv;
-    void options;
-    throw new ClusterFeatureUnavailableError(
-      `exec in pod ${pod.namespace}/${pod.name}: pods run on node agents (e2e/src/kubelet), which are not part of this cluster yet` +
-        (this.nodeCount === 0 ? ' (started with nodes: 0)' : ''),
+    if (!this.nodePool) {
+      throw new ClusterFeatureUnavailableError(`exec in pod ${pod.namespace}/${pod.name}: the cluster has no nodes (started with nodes: 0)`);
+    }
+    const obj = await this.client.find<{ metadata?: { uid?: string }; spec?: { nodeName?: string } }>(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`);
+    if (!obj) throw new Error(`exec in pod ${pod.namespace}/${pod.name}: no such pod`);
+    const kubelet = obj.spec?.nodeName ? this.nodePool.kubeletFor(obj.spec.nodeName) : undefined;
+    const netns = kubelet?.worker(obj.metadata?.uid ?? '')?.sandbox?.netns;
+    if (!netns) throw new Error(`exec in pod ${pod.namespace}/${pod.name}: the pod has no running sandbox (node ${obj.spec?.nodeName ?? 'none'})`);
+    if (!this.services) return this.nodePool.topology.execIn(netns, argv, options);
+    const resolv = join(this.nodePool.dir, `resolv-${pod.namespace}.conf`);
+    writeFileSync(resolv, this.services.resolvConf(pod.namespace));
+    return this.nodePool.topology.execIn(
+      netns,
+      ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv, ...argv],
+      options,
     );
   }
 
@@ -227,12 +253,20 @@ export class Cluster {
       writeFileSync(file, this.controlPlane.readLog(p.name));
       files.push(file);
     }
+    if (this.nodePool) files.push(...this.nodePool.copyLogsTo(dir));
     return files;
   }
 
-  /** Stops every process and removes every temp directory. Safe to call twice. */
+  /**
+   * Stops every process and removes every temp directory: cluster services, then the kubelets (their pods torn
+   * down), the topology, and the control plane last. Safe to call twice.
+   */
   async stop(): Promise<void> {
-    await this.controlPlane.stop();
+    const errors: unknown[] = [];
+    await this.services?.stop().catch((e: unknown) => errors.push(e));
+    await this.nodePool?.stop().catch((e: unknown) => errors.push(e));
+    await this.controlPlane.stop().catch((e: unknown) => errors.push(e));
+    if (errors.length > 0) throw errors[0];
   }
 
   private async applyOne(spec: KubernetesObject, index: number, options: ApplyOptions): Promise<KubernetesObject> {
@@ -281,20 +315,26 @@ export class Cluster {
 export async function startCluster(options: StartClusterOptions = {}): Promise<Cluster> {
   const nodes = options.nodes ?? 0;
   if (!Number.isInteger(nodes) || nodes < 0) throw new RangeError(`startCluster: nodes must be a whole number >= 0, got ${nodes}`);
-  if (nodes > 0) {
-    // Plug-in point for the nodes: createTopology({ nodes }), a CNI conf dir per node (ambit-bridge chain, as
-    // kubelet/pod-runtime.e2e.test.ts writes it), then startKubelet({ kubeConfig, topology, nodeIndex, ... }) per
-    // node with kubeConfig = await controlPlane.kubeconfigFor({ commonName: `system:node:<name>`,
-    // organizations: ['system:nodes'] }), and stop() tearing the kubelets and topology down before the control
-    // plane. startKubelet exists but has not run against a real apiserver yet; until that is wired and tested,
-    // refuse rather than start a cluster without the nodes asked for.
-    throw new ClusterFeatureUnavailableError(
-      `startCluster({ nodes: ${nodes} }): node agents (e2e/src/kubelet, startKubelet) are not wired in yet; ` +
-        'start the control plane alone with nodes: 0',
-    );
-  }
+  const binaries = nodes > 0 && options.services !== false ? k8sBinaries() : undefined; // fail before starting anything
   const controlPlane = await startControlPlane(options);
-  return new Cluster(controlPlane, nodes);
+  if (nodes === 0) return new Cluster(controlPlane, 0);
+  let pool: NodePool | undefined;
+  let services: ClusterServices | undefined;
+  try {
+    pool = await startNodePool(controlPlane, nodes, { ...(options.imageRegistry ? { imageRegistry: options.imageRegistry } : {}), ...(options.log ? { log: options.log } : {}) });
+    await controlPlane.waitUntil(`${nodes} node(s) Ready`, async () => {
+      const list = await controlPlane.client.find<{ items: { status?: { conditions?: Condition[] } }[] }>('/api/v1/nodes');
+      const ready = (list?.items ?? []).filter((n) => (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'));
+      return ready.length >= nodes ? true : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    if (binaries) services = await startClusterServices(controlPlane, pool, binaries, options.log);
+  } catch (err) {
+    await services?.stop().catch(() => undefined);
+    await pool?.stop().catch(() => undefined);
+    await controlPlane.stop().catch(() => undefined);
+    throw err;
+  }
+  return new Cluster(controlPlane, nodes, pool, services);
 }
 
 /** Parses a multi-document YAML manifest; empty documents are skipped, `kind: List` is flattened. */
