@@ -43,7 +43,8 @@ function runPhase(name, list, concurrency) {
   console.log(`\n=== ${name}: ${list.length} file(s) ===`);
   for (const f of list) console.log(`  ${relative(process.cwd(), f)}`);
   const r = spawnSync(process.execPath, [
-    '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`,
+    // A hung test fails after 5 minutes instead of holding CI until its 90-minute limit.
+    '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000',
     '--test-reporter=spec', '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tap}`,
     ...list,
