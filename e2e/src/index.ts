@@ -47,3 +47,5 @@ export { k8sBinaries, k8sCacheDir, clusterToolsDir, clusterToolsHash, K8sBinarie
 export { startControlPlane, ControlPlane, ControlPlaneProcessExitedError, ControlPlaneStartError, KubeClient, KubeApiError, type ControlPlaneOptions, type ControlPlaneBinaries, type ControlPlaneProcess, type ComponentName, type StartupTimings, type KubeClientOptions } from './cluster/control-plane.js';
 export { startCluster, Cluster, ClusterFeatureUnavailableError, ManifestError, parseManifest, type StartClusterOptions, type ObjectRef, type ApplyOptions, type WaitForOptions, type KubernetesObject, type ApiResource } from './cluster/cluster.js';
 export { createControlPlanePki, buildKubeconfig, type ControlPlanePki, type KubeconfigOptions } from './cluster/certs.js';
+export { startNodePool, nodeNameOf, type NodePool, type NodePoolOptions } from './cluster/node-pool.js';
+export { startClusterServices, CLUSTER_DNS_IP, CLUSTER_DOMAIN, CLUSTER_CIDR, type ClusterServices } from './cluster/services.js';

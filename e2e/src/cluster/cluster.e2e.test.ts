@@ -4,7 +4,9 @@
 // when a test fails midway. Root only; needs the Kubernetes binaries (scripts/install-k8s-binaries.sh).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { requireRoot, requireTools } from '../root.js';
 import { isProcessAlive, listNetns } from '../netns.js';
 import { waitFor } from '../wait.js';
@@ -144,6 +146,15 @@ test('A Deployment of 2 echo replicas behind a Service answers a client pod on a
     assert.equal(fq.code, 0, fq.stderr);
     await rememberPods(c);
     f = footprint(c);
+    // A failing test's artifacts: control-plane logs, pod logs per node, kube-proxy and CoreDNS logs.
+    const artifacts = mkdtempSync(join(tmpdir(), 'ambit-cluster-logs-'));
+    try {
+      const files = c.collectLogs(artifacts);
+      assert.ok(files.some((x) => x.endsWith('node-3-pods')) && files.some((x) => x.endsWith('cluster-services')), files.join(', '));
+      assert.match(readFileSync(join(artifacts, 'cluster-services', 'kube-proxy-node-3.log'), 'utf8'), /SyncProxyRules complete/);
+    } finally {
+      rmSync(artifacts, { recursive: true, force: true });
+    }
   } finally {
     await c.stop();
   }

@@ -1,8 +1,9 @@
 // The test API of cluster-in-a-box: start a cluster, apply YAML, wait for conditions, run kubectl, collect
 // logs, tear down. Tests talk to it instead of to the control plane's processes.
 //
-// Nodes are the kubelet's part (e2e/src/kubelet). Until its startKubelet() exists and is wired in below,
-// `startCluster({ nodes: N > 0 })` and `exec()` throw ClusterFeatureUnavailableError instead of pretending.
+// With `nodes: N > 0` the cluster also has N netns nodes, each run by our kubelet (node-pool.ts), the real
+// kube-proxy in every node and CoreDNS behind kube-dns 10.96.0.10 (services.ts). `exec()` needs nodes; without
+// them it throws ClusterFeatureUnavailableError.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -242,8 +243,8 @@ export class Cluster {
   }
 
   /**
-   * Writes every control-plane component's log into `dir` (a failing test's artifacts); returns the files.
-   * Node-agent and pod logs join them when nodes land.
+   * Writes every control-plane component's log into `dir` (a failing test's artifacts), plus each node's pod
+   * logs (`node-N-pods/`); returns the files and directories.
    */
   collectLogs(dir: string): string[] {
     mkdirSync(dir, { recursive: true });
@@ -309,8 +310,8 @@ export class Cluster {
 }
 
 /**
- * Starts a cluster: the control plane now; node agents when the kubelet is wired in (until then, nodes > 0 is
- * refused with ClusterFeatureUnavailableError before anything is started).
+ * Starts a cluster: the control plane, then (nodes > 0) the netns nodes with one kubelet each, waits until they
+ * are Ready, then kube-proxy and cluster DNS. A failure at any step stops what was started.
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<Cluster> {
   const nodes = options.nodes ?? 0;

@@ -10,6 +10,7 @@ import { createTopology, type Topology } from '../topology.js';
 import { startKubelet, type Kubelet } from '../kubelet/kubelet.js';
 import type { ImageRegistry } from '../kubelet/image-registry.js';
 import type { ControlPlane } from './control-plane.js';
+import { registerForCleanup, unregisterFromCleanup } from '../cleanup.js';
 
 const BIN_DIR = fileURLToPath(new URL('../../../bin', import.meta.url));
 
@@ -28,7 +29,7 @@ export interface NodePool {
   readonly dir: string;
   nodeName(index: number): string;
   kubeletFor(nodeName: string): Kubelet | undefined;
-  /** Copies every node's pod logs (one directory per node) into `dir`. */
+  /** Copies every node's pod logs (one directory per node) and the cluster services' logs into `dir`. */
   copyLogsTo(dir: string): string[];
   stop(): Promise<void>;
 }
@@ -39,11 +40,19 @@ export async function startNodePool(cp: ControlPlane, count: number, options: No
   const dir = mkdtempSync(join(tmpdir(), 'ambit-nodes-'));
   const kubelets: Kubelet[] = [];
   let topology: Topology | undefined;
+  // At process exit the kubelets and the topology clean up through their own registrations (processes in the
+  // node and pod namespaces included: kube-proxy, CoreDNS); this removes the directory they leave.
+  const safety = { prefix: `nodes ${dir}`, destroySync: () => rmSync(dir, { recursive: true, force: true }) };
+  registerForCleanup(safety);
   const stop = async () => {
     for (const k of [...kubelets].reverse()) await k.stop().catch(() => undefined);
     kubelets.length = 0;
-    await topology?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await topology?.destroy();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      unregisterFromCleanup(safety);
+    }
   };
   try {
     topology = await createTopology({ nodes: count });
@@ -98,6 +107,13 @@ export async function startNodePool(cp: ControlPlane, count: number, options: No
         if (!existsSync(src)) continue;
         const dst = join(out, `${nodeNameOf(n)}-pods`);
         cpSync(src, dst, { recursive: true });
+        files.push(dst);
+      }
+      // kube-proxy, CoreDNS and the apiserver relays (services.ts) log here too.
+      const services = join(dir, 'services');
+      if (existsSync(services)) {
+        const dst = join(out, 'cluster-services');
+        cpSync(services, dst, { recursive: true, filter: (src) => !src.endsWith('.kubeconfig') });
         files.push(dst);
       }
       return files;
