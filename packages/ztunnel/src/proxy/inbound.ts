@@ -41,6 +41,22 @@ function decide(ctx: PodContext, w: Workload, facts: ConnectionFacts): { allow: 
   return { allow: d.allow, reason: d.reason, ...(d.policy ? { policy: d.policy } : {}) };
 }
 
+/**
+ * The re-check of a live inbound connection after a state change (spec §6.1 applies to established connections
+ * too): the reason it is now denied, or undefined while it is still allowed.
+ */
+function recheckLater(ctx: PodContext, targetIp: string, facts: ConnectionFacts, result: ConnectionResult): () => string | undefined {
+  const { state, config } = ctx.inputs;
+  return () => {
+    const w = state.workloadByAddress(config.network, targetIp);
+    if (!w) return `workload ${targetIp} was removed`;
+    const again = decide(ctx, w, { ...facts, destinationWorkload: w });
+    if (again.allow) return undefined;
+    result.deny({ reason: again.reason, ...(again.policy ? { policy: again.policy } : {}) });
+    return again.reason;
+  };
+}
+
 /** One CONNECT on the pod's 15008: check the target, authorize (spec §6.1), connect to the app, splice. */
 export async function handleInboundHbone(ctx: PodContext, req: HboneRequest): Promise<void> {
   const { inputs, pod } = ctx;
@@ -99,14 +115,7 @@ export async function handleInboundHbone(ctx: PodContext, req: HboneRequest): Pr
   }
   const untrack = inputs.connections.add({
     podUid: pod.uid, direction: 'inbound',
-    recheck: () => {
-      const w = state.workloadByAddress(config.network, targetIp);
-      if (!w) return `workload ${targetIp} was removed`;
-      const again = decide(ctx, w, { ...facts, destinationWorkload: w });
-      if (again.allow) return undefined;
-      result.deny({ reason: again.reason, ...(again.policy ? { policy: again.policy } : {}) });
-      return again.reason;
-    },
+    recheck: recheckLater(ctx, targetIp, facts, result),
     close: (reason) => {
       result.finish({ bytesSent: app.bytesRead, bytesRecv: app.bytesWritten, error: reason });
       if (!stream.destroyed) stream.close(http2.NGHTTP2_CONNECT_ERROR);
@@ -159,12 +168,5 @@ export async function handleInboundPlaintext(ctx: PodContext, downstream: Socket
     return;
   }
   const app = connectToApp(ctx, targetIp, targetPort, sourceIp);
-  await runSplice(ctx, result, downstream, app, 'inbound', () => {
-    const w = state.workloadByAddress(config.network, targetIp);
-    if (!w) return `workload ${targetIp} was removed`;
-    const again = decide(ctx, w, { ...facts, destinationWorkload: w });
-    if (again.allow) return undefined;
-    result.deny({ reason: again.reason, ...(again.policy ? { policy: again.policy } : {}) });
-    return again.reason;
-  });
+  await runSplice(ctx, result, downstream, app, 'inbound', recheckLater(ctx, targetIp, facts, result));
 }
