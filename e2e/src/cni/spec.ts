@@ -12,22 +12,19 @@
 //   with the same cached result;
 // - a failing plugin prints `{cniVersion, code, msg, details}` on stdout and exits non-zero.
 
+import { CNI_STANDARD_ERRORS, CniError, compareVersions } from '@ambit/api/cni';
+
+export { CniError, compareVersions, parseCniArgs } from '@ambit/api/cni';
+
 export const SUPPORTED_CNI_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_CNI_VERSIONS)[number];
 export const LATEST_CNI_VERSION: CniVersion = '1.1.0';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
 
-/** Well-known error codes (SPEC.md "Error"); 100 and up are the plugin's own. */
+/** The standard codes plus ambit-bridge's own (100 and up). */
 export const CNI_ERROR = Object.freeze({
-  incompatibleVersion: 1,
-  unsupportedField: 2,
-  unknownContainer: 3,
-  invalidEnvironment: 4,
-  ioFailure: 5,
-  decodingFailure: 6,
-  invalidNetworkConfig: 7,
-  tryAgainLater: 11,
+  ...CNI_STANDARD_ERRORS,
   /** ambit-bridge: no free address left in the node's range. */
   rangeFull: 100,
   /** ambit-bridge: an `ip` command failed while wiring the pod. */
@@ -35,17 +32,6 @@ export const CNI_ERROR = Object.freeze({
   /** ambit-bridge: CHECK found the wiring different from what ADD did. */
   checkFailed: 102,
 } as const);
-
-export class CniError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly details = '',
-  ) {
-    super(message);
-    this.name = 'CniError';
-  }
-}
 
 export interface CniErrorResult {
   cniVersion: string;
@@ -98,17 +84,6 @@ export interface NetworkConfigList {
 
 export function isSupportedVersion(v: unknown): v is CniVersion {
   return typeof v === 'string' && (SUPPORTED_CNI_VERSIONS as readonly string[]).includes(v);
-}
-
-/** Compares dotted versions numerically: -1, 0 or 1. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d < 0 ? -1 : 1;
-  }
-  return 0;
 }
 
 function badConfig(source: string, message: string): never {
@@ -192,19 +167,6 @@ export function cniEnvironment(inv: CniInvocationEnv): Record<string, string> {
     CNI_ARGS: args,
     CNI_PATH: inv.path.join(':'),
   };
-}
-
-/** Parses CNI_ARGS (`K1=v1;K2=v2`); empty segments are ignored, a segment without `=` is an error. */
-export function parseCniArgs(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!text) return out;
-  for (const part of text.split(';')) {
-    if (part.trim() === '') continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new CniError(CNI_ERROR.invalidEnvironment, `invalid CNI_ARGS: ${JSON.stringify(part)} is not KEY=VALUE`);
-    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
-  }
-  return out;
 }
 
 /**

@@ -1,33 +1,24 @@
 /**
  * The parts of the CNI specification (containernetworking/cni SPEC.md, 0.3.0 to 1.1.0) that a chained plugin
  * needs: versions, well-known error codes, the error object, and converting a result between versions.
- * This file imports nothing: the plugin runs once per pod start and must start fast.
+ * It imports only @ambit/api/cni, which imports nothing: the plugin runs once per pod start and must start fast.
  */
+import { CNI_STANDARD_ERRORS, CniError, compareVersions } from '@ambit/api/cni';
+
+export { CniError, compareVersions } from '@ambit/api/cni';
 
 export const SUPPORTED_CNI_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_CNI_VERSIONS)[number];
 export const LATEST_CNI_VERSION: CniVersion = '1.1.0';
 
-/** Well-known error codes (SPEC.md "Error"); 100 and up are the plugin's own. */
+/** The standard codes plus the plugin's own (100 and up). */
 export const CNI_ERROR = Object.freeze({
-  incompatibleVersion: 1,
-  unsupportedField: 2,
-  unknownContainer: 3,
-  invalidEnvironment: 4,
-  ioFailure: 5,
-  decodingFailure: 6,
-  invalidNetworkConfig: 7,
-  tryAgainLater: 11,
+  ...CNI_STANDARD_ERRORS,
   /** Ambit: the agent answered that it could not capture the pod. */
   captureFailed: 100,
   /** Ambit: CHECK found the pod not captured (any more). */
   notCaptured: 101,
 } as const);
-
-/** A failure the plugin reports as the CNI error object on stdout, with a non-zero exit. */
-export class CniError extends Error {
-  constructor(readonly code: number, message: string, readonly details = '') { super(message); }
-}
 
 export interface CniErrorResult {
   cniVersion: string;
@@ -38,17 +29,6 @@ export interface CniErrorResult {
 
 export function isSupportedVersion(v: unknown): v is CniVersion {
   return typeof v === 'string' && (SUPPORTED_CNI_VERSIONS as readonly string[]).includes(v);
-}
-
-/** Compares dotted versions numerically: -1, 0 or 1. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d < 0 ? -1 : 1;
-  }
-  return 0;
 }
 
 /** A result object (prevResult) as it travels: we keep every key we do not need to touch. */

@@ -1,5 +1,8 @@
 import { DEFAULT_CNI_SOCKET_PATH } from '../inpod/enrollment-contract.js';
+import { parseCniArgs } from '@ambit/api/cni';
 import { CNI_ERROR, CniError, isSupportedVersion, SUPPORTED_CNI_VERSIONS, type CniResult, type CniVersion } from './cni-spec.js';
+
+export { parseCniArgs };
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'GC' | 'STATUS';
 const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'];
@@ -110,19 +113,6 @@ export function parseNetConf(text: string): AmbitNetConf {
     conf.excludeNamespaces = o.excludeNamespaces as string[];
   }
   return conf;
-}
-
-/** Parses CNI_ARGS (`K1=v1;K2=v2`). Empty segments are ignored; a segment without `=` is an error. */
-export function parseCniArgs(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!text) return out;
-  for (const part of text.split(';')) {
-    if (part.trim() === '') continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new CniError(CNI_ERROR.invalidEnvironment, `invalid CNI_ARGS: ${JSON.stringify(part)} is not KEY=VALUE`);
-    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
-  }
-  return out;
 }
 
 /** What the runtime told us through the environment. */
