@@ -13,7 +13,7 @@
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpuDelta, cpuSample, emitToParent, serveParent, type CpuDelta } from './ipc.js';
-import { summarizeUs, type LatencySummary } from '@ambit/bench-kit';
+import { runRequestResponse, type LatencySummary } from '@ambit/bench-kit';
 
 export interface BulkParams { port: number; bytes: number; chunkBytes: number; timeoutMs: number }
 export interface BulkResult { bytes: number; seconds: number; gbitPerS: number; loadgenCpu: CpuDelta }
@@ -78,131 +78,22 @@ async function bulk(p: BulkParams): Promise<BulkResult> {
   }
 }
 
-interface Conn { s: Socket; pending: Array<{ t: number; rec: boolean }>; got: number; dead: boolean }
-
 async function rr(p: RrParams): Promise<RrResult> {
-  const payload = Buffer.alloc(p.size, 0x61);
-  const conns: Conn[] = [];
-  let errors = 0;
+  const sockets: Socket[] = [];
   try {
-    for (const s of await Promise.all(Array.from({ length: p.conns }, () => connect(p.port)))) {
-      s.write('E');
-      conns.push({ s, pending: [], got: 0, dead: false });
-    }
+    sockets.push(...(await Promise.all(Array.from({ length: p.conns }, () => connect(p.port)))));
   } catch (err) {
-    for (const c of conns) c.s.destroy();
+    for (const s of sockets) s.destroy();
     throw err;
   }
-  const latUs: number[] = [];
-  const lagUs: number[] = [];
-  let phase: 'warmup' | 'window' | 'done' = 'warmup';
-  let sent = 0;
-  let completed = 0;
-  let outstanding = 0;
-  let onIdle: (() => void) | undefined;
-
-  const send = (c: Conn) => {
-    if (c.dead) return;
-    const rec = phase === 'window';
-    c.pending.push({ t: performance.now(), rec });
-    outstanding++;
-    if (rec) sent++;
-    c.s.write(payload);
-  };
-  const closedLoop = p.rate === undefined;
-
-  for (const c of conns) {
-    c.s.on('data', (chunk: Buffer) => {
-      const now = performance.now();
-      c.got += chunk.length;
-      while (c.got >= p.size) {
-        c.got -= p.size;
-        const req = c.pending.shift();
-        if (!req) { errors++; continue; }
-        outstanding--;
-        if (req.rec) { completed++; latUs.push((now - req.t) * 1000); }
-        if (closedLoop && phase !== 'done') send(c);
-      }
-      if (outstanding === 0 && onIdle) onIdle();
-    });
-    const down = () => {
-      if (c.dead) return;
-      c.dead = true;
-      if (phase !== 'done') errors++;
-      outstanding -= c.pending.length;
-      c.pending.length = 0;
-      if (outstanding === 0 && onIdle) onIdle();
-    };
-    c.s.on('error', down);
-    c.s.on('close', down);
-  }
-
   let cpu0 = cpuSample();
-  let windowStart = 0;
-  let windowEnd = 0;
-  const t0 = performance.now();
-  const startAt = t0 + p.warmupMs;
-  const endAt = startAt + p.durationMs;
-  let scheduler: NodeJS.Timeout | undefined;
-
-  await new Promise<void>((resolveWindow) => {
-    const openWindow = () => {
-      phase = 'window';
-      windowStart = performance.now();
-      cpu0 = cpuSample();
-      emitToParent('window', 'start');
-    };
-    const closeWindow = () => {
-      phase = 'done';
-      windowEnd = performance.now();
-      emitToParent('window', 'end');
-      clearTimeout(scheduler);
-      resolveWindow();
-    };
-    if (closedLoop) {
-      for (const c of conns) send(c);
-      setTimeout(openWindow, p.warmupMs);
-      setTimeout(closeWindow, p.warmupMs + p.durationMs);
-      return;
-    }
-    const interval = 1000 / p.rate!;
-    let next = t0;
-    let i = 0;
-    const tick = () => {
-      const now = performance.now();
-      if (phase === 'warmup' && now >= startAt) openWindow();
-      if (phase === 'window' && now >= endAt) { closeWindow(); return; }
-      while (next <= now) {
-        if (phase === 'window') lagUs.push((now - next) * 1000);
-        send(conns[i++ % conns.length]!);
-        next += interval;
-      }
-      scheduler = setTimeout(tick, Math.max(0, next - performance.now()));
-    };
-    tick();
+  let cpu1 = cpu0;
+  const r = await runRequestResponse({
+    sockets, size: p.size, ...(p.rate !== undefined ? { rate: p.rate } : {}), warmupMs: p.warmupMs, durationMs: p.durationMs,
+    onWindowStart: () => { cpu0 = cpuSample(); emitToParent('window', 'start'); },
+    onWindowEnd: () => { cpu1 = cpuSample(); emitToParent('window', 'end'); },
   });
-  const cpu1 = cpuSample();
-  // Answers still in flight belong to the window: wait for them (bounded), then drop the connections.
-  if (outstanding > 0) {
-    await new Promise<void>((resolve) => {
-      onIdle = resolve;
-      setTimeout(resolve, 3000).unref();
-    });
-  }
-  for (const c of conns) c.s.destroy();
-  const windowS = (windowEnd - windowStart) / 1000;
-  return {
-    conns: p.conns,
-    targetRate: p.rate ?? null,
-    windowS,
-    sent,
-    completed,
-    rps: completed / windowS,
-    latency: summarizeUs(latUs),
-    lag: closedLoop ? null : summarizeUs(lagUs),
-    errors: errors + (sent - completed),
-    loadgenCpu: cpuDelta(cpu0, cpu1),
-  };
+  return { conns: p.conns, targetRate: p.rate ?? null, ...r, loadgenCpu: cpuDelta(cpu0, cpu1) };
 }
 
 serveParent({

@@ -15,7 +15,7 @@
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpuBetween, readCpu, type CpuTicks, type CpuUse } from './proc.js';
-import { summarizeUs } from '@ambit/bench-kit';
+import { runRequestResponse } from '@ambit/bench-kit';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt?: string): string => {
@@ -99,119 +99,29 @@ async function bulk(): Promise<Record<string, unknown>> {
   }
 }
 
-interface Conn { s: Socket; pending: Array<{ t: number; rec: boolean }>; got: number; dead: boolean }
 
 async function rate(): Promise<Record<string, unknown>> {
   const rps = num('rate', 1000);
   const nConns = num('conns', 10);
   const size = num('size', 1024);
-  const warmupMs = num('warmup-ms', 1000);
-  const durationMs = num('duration-ms', 5000);
-  const payload = Buffer.alloc(size, 0x61);
-  const conns: Conn[] = [];
+  const sockets: Socket[] = [];
   try {
-    for (const s of await Promise.all(Array.from({ length: nConns }, () => connect()))) {
-      s.write('E');
-      conns.push({ s, pending: [], got: 0, dead: false });
-    }
+    sockets.push(...(await Promise.all(Array.from({ length: nConns }, () => connect()))));
   } catch (err) {
-    for (const c of conns) c.s.destroy();
+    for (const s of sockets) s.destroy();
     throw err;
   }
-  const latUs: number[] = [];
-  const lagUs: number[] = [];
-  let phase: 'warmup' | 'window' | 'done' = 'warmup';
-  let sent = 0;
-  let completed = 0;
-  let outstanding = 0;
-  let errors = 0;
-  let onIdle: (() => void) | undefined;
-
-  for (const c of conns) {
-    c.s.on('data', (chunk: Buffer) => {
-      const now = performance.now();
-      c.got += chunk.length;
-      while (c.got >= size) {
-        c.got -= size;
-        const req = c.pending.shift();
-        if (!req) { errors++; continue; }
-        outstanding--;
-        if (req.rec) { completed++; latUs.push((now - req.t) * 1000); }
-      }
-      if (outstanding === 0 && onIdle) onIdle();
-    });
-    const down = () => {
-      if (c.dead) return;
-      c.dead = true;
-      if (phase !== 'done') errors++;
-      outstanding -= c.pending.length;
-      c.pending.length = 0;
-      if (outstanding === 0 && onIdle) onIdle();
-    };
-    c.s.on('error', down);
-    c.s.on('close', down);
-  }
-  const send = (c: Conn, now: number) => {
-    if (c.dead) return;
-    const rec = phase === 'window';
-    c.pending.push({ t: now, rec });
-    outstanding++;
-    if (rec) sent++;
-    c.s.write(payload);
-  };
-
+  // The agents' CPU is read from /proc at the window's edges, in-process (no IPC delay).
   let cpu0: CpuTicks[] = [];
   let cpu1: CpuTicks[] = [];
   let own0 = process.cpuUsage();
   let ownS = 0;
-  let windowStart = 0;
-  let windowEnd = 0;
-  const t0 = performance.now();
-  const startAt = t0 + warmupMs;
-  const endAt = startAt + durationMs;
-  const interval = 1000 / rps;
-  await new Promise<void>((resolveWindow) => {
-    let next = t0;
-    let i = 0;
-    const tick = () => {
-      const now = performance.now();
-      if (phase === 'warmup' && now >= startAt) {
-        phase = 'window';
-        windowStart = now;
-        cpu0 = sampleWatched();
-        own0 = process.cpuUsage();
-      }
-      if (phase === 'window' && now >= endAt) {
-        phase = 'done';
-        windowEnd = now;
-        cpu1 = sampleWatched();
-        ownS = ownCpuS(own0);
-        resolveWindow();
-        return;
-      }
-      while (next <= now) {
-        if (phase === 'window') lagUs.push((now - next) * 1000);
-        send(conns[i++ % conns.length]!, performance.now());
-        next += interval;
-      }
-      setTimeout(tick, Math.max(0, next - performance.now()));
-    };
-    tick();
+  const r = await runRequestResponse({
+    sockets, size, rate: rps, warmupMs: num('warmup-ms', 1000), durationMs: num('duration-ms', 5000),
+    onWindowStart: () => { cpu0 = sampleWatched(); own0 = process.cpuUsage(); },
+    onWindowEnd: () => { cpu1 = sampleWatched(); ownS = ownCpuS(own0); },
   });
-  // Answers still in flight belong to the window: wait for them (bounded), then drop the connections.
-  if (outstanding > 0) {
-    await new Promise<void>((resolve) => {
-      onIdle = resolve;
-      setTimeout(resolve, 3000).unref();
-    });
-  }
-  for (const c of conns) c.s.destroy();
-  const windowS = (windowEnd - windowStart) / 1000;
-  return {
-    conns: nConns, targetRate: rps, size, windowS, sent, completed, rps: completed / windowS,
-    latency: summarizeUs(latUs), lag: summarizeUs(lagUs), errors: errors + (sent - completed),
-    agentCpu: watchedBetween(cpu0, cpu1), loadgenCpuS: ownS,
-  };
+  return { conns: nConns, targetRate: rps, size, ...r, agentCpu: watchedBetween(cpu0, cpu1), loadgenCpuS: ownS };
 }
 
 /** Opens one connection and proves it reaches the responder (one echoed byte). */
