@@ -75,12 +75,16 @@ export function repoPath(rel: string): string {
  * - `ambit/client`: a curl-like HTTP client (apps/http-get.ts);
  * - `curlimages/curl`: the host's curl (requires /usr/bin/curl);
  * - `registry.k8s.io/pause`, `busybox`: sleep forever / the host's shell tools;
- * - `ambit/ztunnel`: the Ambit node agent (packages/ztunnel/dist/src/main.js).
+ * - `ambit/ztunnel`: the Ambit node agent (packages/ztunnel/dist/src/main.js);
+ * - `ambit/controller`: the Ambit controller (packages/controller/dist/src/main.js);
+ * - `ambit/waypoint`: the Ambit waypoint proxy (packages/waypoint/dist/src/main.js).
  */
 export function defaultImages(): Record<string, ImageEntry> {
   const node = process.execPath;
   const app = (name: string, cmd: string[] = []): ImageEntry => ({ entrypoint: [node, e2eAppPath(name)], cmd, requires: [e2eAppPath(name)] });
   const ztunnel = repoPath('packages/ztunnel/dist/src/main.js');
+  const controller = repoPath('packages/controller/dist/src/main.js');
+  const waypoint = repoPath('packages/waypoint/dist/src/main.js');
   return {
     'ambit/echo': app('echo-server', ['--port', '8080']),
     'ambit/echo-client': app('echo-client'),
@@ -91,6 +95,8 @@ export function defaultImages(): Record<string, ImageEntry> {
     'k8s.gcr.io/pause': { entrypoint: ['sleep', 'infinity'] },
     busybox: { entrypoint: [], cmd: ['sh'] },
     'ambit/ztunnel': { entrypoint: [node, ztunnel], requires: [ztunnel] },
+    'ambit/controller': { entrypoint: [node, controller], requires: [controller] },
+    'ambit/waypoint': { entrypoint: [node, waypoint], requires: [waypoint] },
   };
 }
 

@@ -1,0 +1,1 @@
+export const AMBITCTL_PACKAGE = "@ambit/ambitctl";

@@ -1,0 +1,1 @@
+export const WAYPOINT_PACKAGE = "@ambit/waypoint";
