@@ -5,3 +5,4 @@ export * from './metrics.js';
 export * from './identity.js';
 export * from './errors.js';
 export * from './proto.js';
+export * from './config-objects.js';
