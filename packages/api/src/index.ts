@@ -6,3 +6,4 @@ export * from './identity.js';
 export * from './errors.js';
 export * from './proto.js';
 export * from './config-objects.js';
+export * from './mounts.js';
