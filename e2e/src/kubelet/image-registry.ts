@@ -73,6 +73,7 @@ export function repoPath(rel: string): string {
  * - `ambit/echo-client`: one echo exchange (apps/echo-client.ts), pass `--host`/`--port` as args;
  * - `ambit/http-echo`: a small HTTP server answering with who it is (apps/http-echo.ts), port 8080;
  * - `ambit/client`: a curl-like HTTP client (apps/http-get.ts);
+ * - `ambit/bookinfo`: the bookinfo-like sample (apps/bookinfo.ts), `--role productpage|details|reviews|ratings`;
  * - `curlimages/curl`: the host's curl (requires /usr/bin/curl);
  * - `registry.k8s.io/pause`, `busybox`: sleep forever / the host's shell tools;
  * - `ambit/ztunnel`: the Ambit node agent (packages/ztunnel/dist/src/main.js);
@@ -90,6 +91,7 @@ export function defaultImages(): Record<string, ImageEntry> {
     'ambit/echo-client': app('echo-client'),
     'ambit/http-echo': app('http-echo', ['--port', '8080']),
     'ambit/client': app('http-get'),
+    'ambit/bookinfo': app('bookinfo'),
     'curlimages/curl': { entrypoint: ['curl'], requires: ['/usr/bin/curl'] },
     'registry.k8s.io/pause': { entrypoint: ['sleep', 'infinity'] },
     'k8s.gcr.io/pause': { entrypoint: ['sleep', 'infinity'] },
