@@ -24,6 +24,10 @@ export interface XdsServerOptions {
   maxDebounceMs?: number;
   /** How many NACKs `nacks()` keeps (oldest dropped first). Default 100. */
   maxNackRecords?: number;
+  /** Observes every response sent (metrics). */
+  onPush?: (push: { typeUrl: string; resources: number; removed: number }) => void;
+  /** Observes every NACK (metrics). */
+  onNack?: (nack: NackRecord) => void;
 }
 
 /** A client's rejection of one response, kept for status and debugging. */
@@ -203,6 +207,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       removed_resources: removed,
     };
     conn.logger.debug({ typeUrl, nonce, resources: out.length, removed: removed.length }, 'push');
+    options.onPush?.({ typeUrl, resources: out.length, removed: removed.length });
     // grpc-js buffers writes; a client that stops reading only grows its own stream's buffer, and it will be
     // replaced by a fresh push once it reconnects.
     conn.call.write(response);
@@ -288,6 +293,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       st.lastNack = record;
       nackLog.push(record);
       if (nackLog.length > maxNacks) nackLog.shift();
+      options.onNack?.(record);
       conn.logger.warn({ typeUrl, nonce, code: record.code, error: record.error, rejected: record.rejected.map((r) => r.name) },
         'xDS client rejected a response (NACK)');
       return;
