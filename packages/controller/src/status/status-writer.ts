@@ -95,7 +95,9 @@ export function createStatusWriter(options: StatusWriterOptions): StatusWriter {
     if (!report.status) return undefined;
     const current = (obj.status ?? {}) as Record<string, unknown>;
     const want = carryTransitionTimes(report.status, current);
-    const differs = Object.entries(want).some(([k, v]) => !isDeepStrictEqual(current[k], v));
+    // An empty list we own equals an absent field: objects nobody has concluded anything about are not patched.
+    const same = (have: unknown, v: unknown): boolean => isDeepStrictEqual(have, v) || (Array.isArray(v) && v.length === 0 && have === undefined);
+    const differs = Object.entries(want).some(([k, v]) => !same(current[k], v));
     return differs ? want : undefined;
   }
 
