@@ -19,7 +19,7 @@ export {
   type CompiledRequestAuthentication,
 } from './jwt.js';
 
-export { compileFault, decideFault, type FaultPolicy, type FaultDecision } from './faults.js';
+export { compileFault, decideFault, FAULT_ABORT_BODY, GRPC_STATUS_CODES, type FaultPolicy, type FaultDecision } from './faults.js';
 
 export {
   compileVirtualServiceRetries, compileHttpRouteRetry, shouldRetry, backoffMs, tryDeadline, ISTIO_DEFAULT_RETRY_POLICY,
