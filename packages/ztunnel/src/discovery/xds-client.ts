@@ -50,6 +50,25 @@ export interface XdsNodeIdentity {
   readonly metadata: Readonly<Record<string, unknown>>;
 }
 
+/** One resource of a raw type, as received (the payload is not decoded by the client). */
+export interface RawXdsResource {
+  readonly name: string;
+  readonly version: string;
+  /** The Any's type URL; normally the subscribed type. */
+  readonly typeUrl: string | undefined;
+  readonly value: Uint8Array | undefined;
+}
+
+/**
+ * A type URL whose resources the client hands over undecoded, for consumers with their own model (the waypoint's
+ * configuration objects). `apply` returns the rejected resources by name: they are NACKed with the reason and
+ * their held version is not updated, exactly as for the built-in types.
+ */
+export interface RawXdsType {
+  readonly typeUrl: string;
+  apply(update: { readonly resources: readonly RawXdsResource[]; readonly removed: readonly string[] }): readonly { readonly name: string; readonly message: string }[];
+}
+
 export interface XdsClientOptions {
   /** XDS_ADDRESS: `[https://]host:port` (or `http://host:port`, plaintext, for tests). */
   readonly address: string;
@@ -65,6 +84,10 @@ export interface XdsClientOptions {
   /** The process registry; counters are registered there when given. */
   readonly registry?: Registry;
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** Built-in types subscribed and applied through `updater`; default XDS_TYPE_URLS (Address and Authorization). */
+  readonly typeUrls?: readonly (typeof XDS_TYPE_URLS)[number][];
+  /** Extra types handed over raw (see RawXdsType); they count for the first sync like the built-in ones. */
+  readonly rawTypes?: readonly RawXdsType[];
 }
 
 export interface XdsClientStatus {
@@ -127,8 +150,10 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
     ? new Counter({ name: METRICS.xdsMessageBytes, help: 'Total number of bytes received', labelNames: ['url'], registers: [options.registry] })
     : undefined;
 
+  const rawTypes = new Map((options.rawTypes ?? []).map((t) => [t.typeUrl, t]));
+  const subscribed: readonly string[] = [...(options.typeUrls ?? XDS_TYPE_URLS), ...rawTypes.keys()];
   // What the agent holds, per type: the versions of applied resources (a rejected update keeps the old version).
-  const held = new Map<string, Map<string, string>>(XDS_TYPE_URLS.map((t) => [t, new Map()]));
+  const held = new Map<string, Map<string, string>>(subscribed.map((t) => [t, new Map()]));
   const syncedTypes = new Set<string>();
   let resolveSynced!: (v: boolean) => void;
   const synced = new Promise<boolean>((r) => { resolveSynced = r; });
@@ -219,7 +244,7 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
       if (st.code === grpc.status.OK) terminated(s, 'Complete', 'the server closed the stream');
     });
     // Wildcard subscription per type: empty subscribe list; after a reconnect, what we hold.
-    for (const typeUrl of XDS_TYPE_URLS) {
+    for (const typeUrl of subscribed) {
       const versions = Object.fromEntries(held.get(typeUrl)!);
       s.write({
         node: { id: options.node.id, metadata: toStruct({ ...options.node.metadata }) } satisfies XdsNode,
@@ -259,10 +284,23 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
       return;
     }
     const removed = resp.removed_resources ?? [];
-    const converted: ConvertedResponse = typeUrl === ADDRESS_TYPE_URL
-      ? convertAddressResponse(decodeAll<PbAddress>(typeUrl, resp), removed)
-      : convertAuthorizationResponse(decodeAll<PbAuthorization>(typeUrl, resp), removed);
-    const result = options.updater.applyDelta(converted.batch);
+    const raw = rawTypes.get(typeUrl);
+    let rejections: readonly { readonly name: string; readonly message: string; readonly kind?: string }[];
+    let stateVersion: number | undefined;
+    if (raw) {
+      rejections = raw.apply({
+        resources: (resp.resources ?? []).map((r) => ({ name: r.name ?? '', version: r.version ?? '', typeUrl: r.resource?.type_url, value: r.resource?.value })),
+        removed,
+      });
+    } else {
+      const converted: ConvertedResponse = typeUrl === ADDRESS_TYPE_URL
+        ? convertAddressResponse(decodeAll<PbAddress>(typeUrl, resp), removed)
+        : convertAuthorizationResponse(decodeAll<PbAuthorization>(typeUrl, resp), removed);
+      const result = options.updater.applyDelta(converted.batch);
+      rejections = result.rejected;
+      stateVersion = result.version;
+    }
+    const result = { rejected: rejections, version: stateVersion };
     const rejected = new Set(result.rejected.map((r) => r.name));
     for (const r of resp.resources ?? []) {
       if (r.name && !rejected.has(r.name)) versions.set(r.name, r.version ?? '');
@@ -273,7 +311,7 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
       s.write({ type_url: typeUrl, response_nonce: nonce });
     } else {
       const message = nackMessage(result.rejected);
-      for (const r of result.rejected) log.warn({ typeUrl, kind: r.kind, resource: r.name, nonce }, r.message);
+      for (const r of result.rejected) log.warn({ typeUrl, kind: r.kind ?? typeUrl, resource: r.name, nonce }, r.message);
       s.write({ type_url: typeUrl, response_nonce: nonce, error_detail: { code: INVALID_ARGUMENT, message } });
     }
     log.debug(
@@ -282,7 +320,7 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
     );
     if (!isSynced) {
       syncedTypes.add(typeUrl);
-      if (XDS_TYPE_URLS.every((t) => syncedTypes.has(t))) {
+      if (subscribed.every((t) => syncedTypes.has(t))) {
         isSynced = true;
         log.info({ held: Object.fromEntries([...held].map(([t, m]) => [t, m.size])) }, 'initial xDS sync complete');
         resolveSynced(true);
@@ -323,6 +361,6 @@ export function createXdsClient(options: XdsClientOptions): XdsClient {
 }
 
 /** One line per rejected resource, named, so istiod's NACK log says exactly what was refused and why. */
-function nackMessage(rejected: readonly Rejection[]): string {
+function nackMessage(rejected: readonly Pick<Rejection, 'name' | 'message'>[]): string {
   return `${rejected.length} resource(s) rejected: ${rejected.map((r) => `[${r.name}] ${r.message}`).join('; ')}`;
 }

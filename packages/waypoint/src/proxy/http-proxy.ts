@@ -1,0 +1,429 @@
+// The request pipeline: target -> plugins -> route -> (redirect | direct reply | forward with retries, timeouts and
+// mirrors) -> response filters -> downstream. One RequestResult per request records metrics and the access line.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { HEADERS } from '@ambit/api';
+import type { Service } from '@ambit/ztunnel';
+import { DEFAULT_RETRIES } from '../routing/compile.js';
+import { applyHeaderOps, pickWeighted, redirectLocation, rewritePath, selectRoute, type RequestFacts } from '../routing/router.js';
+import type { CompiledRoute, Destination, RetryPolicy, ServiceKey, Subset, WeightedDestination } from '../routing/types.js';
+import { RESPONSE_FLAG, type RequestResult } from '../telemetry/request-telemetry.js';
+import type { LocalReply, PluginRequest } from '../plugins/plugin.js';
+import { ReplayableBody } from './body.js';
+import type { DownstreamConnection, ProxyInputs } from './context.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import { endToEndHeaders, headerText, matchView, toOutgoing, type HeaderMap } from './headers.js';
+import { UpstreamError, type UpstreamCall, type UpstreamFailure, type UpstreamResponse } from './upstream.js';
+
+type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+/** gRPC status for a local HTTP reply (gRPC's HTTP-to-gRPC mapping). */
+function grpcStatusFor(http: number): number {
+  switch (http) {
+    case 400: return 13;
+    case 401: return 16;
+    case 403: return 7;
+    case 404: return 12;
+    case 429: case 502: case 503: case 504: return 14;
+    default: return 2;
+  }
+}
+
+function keyOfService(s: Service): ServiceKey {
+  return { hostname: s.hostname, namespace: s.namespace, name: s.name };
+}
+
+interface Ctx {
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  readonly conn: DownstreamConnection;
+  readonly result: RequestResult;
+  readonly grpc: boolean;
+  readonly protocol: 'http1' | 'http2';
+  readonly method: string;
+  /** Path with query as received. */
+  readonly rawPath: string;
+  readonly authority: string;
+  readonly headers: HeaderMap;
+  readonly pluginRequest: PluginRequest;
+  body: ReplayableBody;
+  responded: boolean;
+}
+
+export interface HttpProxy {
+  handle(req: DownstreamRequest, res: DownstreamResponse, conn: DownstreamConnection): void;
+}
+
+export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
+  const { config, state, routes, endpoints, upstream, telemetry, plugins } = inputs;
+  const log = inputs.logger.child({ component: 'http' });
+  const random = inputs.random ?? Math.random;
+
+  function localReply(ctx: Ctx, status: number, body: string, flag?: (typeof RESPONSE_FLAG)[keyof typeof RESPONSE_FLAG], extra: OutgoingHttpHeaders = {}): void {
+    if (flag) ctx.result.flag(flag);
+    ctx.body.discard();
+    if (ctx.responded || ctx.res.headersSent) {
+      ctx.res.destroy();
+      ctx.result.finish(status);
+      return;
+    }
+    ctx.responded = true;
+    const text = body ? `${body}\n` : '';
+    if (ctx.grpc) {
+      const g = grpcStatusFor(status);
+      ctx.res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(g), 'grpc-message': encodeURIComponent(body), ...extra });
+      ctx.res.end();
+      ctx.result.finish(200, String(g));
+      return;
+    }
+    ctx.res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), ...extra });
+    ctx.res.end(text);
+    ctx.result.responseBytes += Buffer.byteLength(text);
+    ctx.result.finish(status);
+  }
+
+  function facts(ctx: Ctx, port: number, path: string, query: URLSearchParams): RequestFacts {
+    return { method: ctx.method, path, query, authority: ctx.authority, scheme: 'http', port, headers: matchView(ctx.headers) };
+  }
+
+  async function runPluginsOnRequest(ctx: Ctx): Promise<LocalReply | undefined> {
+    for (const p of plugins) {
+      if (!p.onRequest) continue;
+      const r = await p.onRequest(ctx.pluginRequest);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  async function runPluginsOnResponse(ctx: Ctx, status: number, headers: HeaderMap): Promise<void> {
+    for (const p of plugins) if (p.onResponse) await p.onResponse({ status, headers, request: ctx.pluginRequest });
+  }
+
+  /** Resolves a destination host to a service and the subset, or explains why not. */
+  function resolveDestination(d: Destination, defaultPort: number): { service: Service; port: number; subset?: Subset } | { error: string } {
+    const service = state.serviceByHostname(d.host);
+    if (!service) return { error: `destination ${d.host} is not a known service` };
+    const port = d.port ?? (service.ports.some((p) => p.servicePort === defaultPort) ? defaultPort : service.ports[0]?.servicePort ?? defaultPort);
+    if (!d.subset) return { service, port };
+    const dr = routes.current().destinationRuleFor(d.host);
+    const subset = dr?.subsets.get(d.subset);
+    if (!subset) return { error: `subset "${d.subset}" of ${d.host} is not defined by any DestinationRule` };
+    return { service, port, subset };
+  }
+
+  function sendMirror(ctx: Ctx, d: Destination, defaultPort: number, upstreamPath: string, headers: HeaderMap): void {
+    const r = resolveDestination(d, defaultPort);
+    if ('error' in r) { log.debug({ err: r.error }, 'mirror destination unavailable'); return; }
+    const pick = endpoints.pick(r.service, r.port, r.subset);
+    if (pick.kind !== 'endpoint') return;
+    void ctx.body.whenComplete().then((body) => {
+      // A body too large to keep is not mirrored (the original request still goes through).
+      if (!body && ctx.body.total > 0) return;
+      const authority = `${hostOf(ctx.authority)}-shadow`;
+      const call = upstream.request({
+        endpoint: pick.endpoint, protocol: ctx.protocol, method: ctx.method, path: upstreamPath, authority, scheme: 'http',
+        headers: { ...toOutgoing(headers), 'content-length': body ? String(body.length) : undefined },
+        tunnelHeaders: tunnelHeaders(ctx, r.service),
+      });
+      call.body.end(body);
+      call.response.then((resp) => { resp.body.resume(); }, (err: Error) => log.debug({ err: err.message }, 'mirror request failed'));
+    });
+  }
+
+  function tunnelHeaders(ctx: Ctx, _service: Service | undefined): Record<string, string> {
+    return { ...ctx.conn.connectHeaders };
+  }
+
+  /** Runs one attempt; resolves with the response, or rejects with an UpstreamError. */
+  function attempt(ctx: Ctx, endpoint: UpstreamEndpoint, path: string, authority: string, headers: HeaderMap, service: Service | undefined, perTryMs: number | undefined): { call: UpstreamCall; response: Promise<UpstreamResponse> } {
+    const call = upstream.request({
+      endpoint, protocol: ctx.protocol, method: ctx.method, path, authority, scheme: 'http',
+      headers: toOutgoing(headers), tunnelHeaders: tunnelHeaders(ctx, service),
+    });
+    if (!ctx.body.attach(call.body)) call.abort('reset');
+    let timer: NodeJS.Timeout | undefined;
+    const response = new Promise<UpstreamResponse>((resolve, reject) => {
+      if (perTryMs) timer = setTimeout(() => { call.abort('timeout'); reject(new UpstreamError('timeout', `attempt timed out after ${perTryMs} ms`)); }, perTryMs);
+      call.response.then((r) => { clearTimeout(timer); resolve(r); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+    });
+    response.catch(() => {});
+    return { call, response };
+  }
+
+  function retriableStatus(policy: RetryPolicy, status: number, grpcStatus: string | undefined): boolean {
+    if (policy.statusCodes.has(status)) return true;
+    if (policy.retryOn.has('5xx') && status >= 500) return true;
+    if (policy.retryOn.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
+    if (policy.retryOn.has('retriable-4xx') && status === 409) return true;
+    if (grpcStatus !== undefined) {
+      const g = Number(grpcStatus);
+      if (policy.retryOn.has('cancelled') && g === 1) return true;
+      if (policy.retryOn.has('deadline-exceeded') && g === 4) return true;
+      if (policy.retryOn.has('resource-exhausted') && g === 8) return true;
+      if (policy.retryOn.has('internal') && g === 13) return true;
+      if (policy.retryOn.has('unavailable') && g === 14) return true;
+    }
+    return false;
+  }
+
+  function retriableFailure(policy: RetryPolicy, f: UpstreamFailure): boolean {
+    if (f === 'connect-failure') return policy.retryOn.has('connect-failure') || policy.retryOn.has('5xx') || policy.retryOn.has('gateway-error') || policy.retryOn.has('reset');
+    if (f === 'refused-stream') return policy.retryOn.has('refused-stream') || policy.retryOn.has('5xx') || policy.retryOn.has('reset');
+    if (f === 'reset') return policy.retryOn.has('reset') || policy.retryOn.has('5xx');
+    // A per-try timeout is retried whenever a retry policy allows more attempts (Envoy).
+    return true;
+  }
+
+  async function forward(ctx: Ctx, route: CompiledRoute | undefined, dest: WeightedDestination | undefined, target: { service: Service; port: number; subset?: Subset } | { workloadEndpoint: UpstreamEndpoint; port: number }, path: string, authority: string, headers: HeaderMap): Promise<void> {
+    const policy: RetryPolicy = route?.retries ?? DEFAULT_RETRIES;
+    const service = 'service' in target ? target.service : undefined;
+    const port = target.port;
+    ctx.result.set({
+      destinationPort: port,
+      ...(service ? { destinationService: { hostname: service.hostname, namespace: service.namespace, name: service.name } } : {}),
+      upstreamCluster: service ? `outbound|${port}|${'subset' in target && target.subset ? target.subset.name : ''}|${service.hostname}` : `inbound-workload|${port}`,
+      ...(route?.name ? { routeName: route.name } : {}),
+    });
+    const started = performance.now();
+    const deadline = route?.timeoutMs ? started + route.timeoutMs : undefined;
+    const tried = new Set<string>();
+    let current: UpstreamCall | undefined;
+    let overall: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const overallTimeout = deadline ? new Promise<'timeout'>((resolve) => {
+      overall = setTimeout(() => { timedOut = true; current?.abort('timeout'); resolve('timeout'); }, route!.timeoutMs);
+    }) : undefined;
+    // The client going away cancels the attempt in flight.
+    const onClientClose = (): void => {
+      if (!ctx.res.writableFinished) { ctx.result.flag(RESPONSE_FLAG.downstreamConnectionTermination); current?.abort('reset'); }
+    };
+    ctx.res.once('close', onClientClose);
+    try {
+      for (let n = 1; ; n++) {
+        let endpoint: UpstreamEndpoint;
+        if ('workloadEndpoint' in target) endpoint = target.workloadEndpoint;
+        else {
+          const pick = endpoints.pick(target.service, target.port, target.subset, tried);
+          if (pick.kind !== 'endpoint') return localReply(ctx, 503, `no healthy upstream`, RESPONSE_FLAG.noHealthyUpstream);
+          endpoint = pick.endpoint;
+        }
+        tried.add(endpoint.address);
+        headers[HEADERS.envoyAttemptCount] = String(n);
+        ctx.result.set({
+          attempts: n, upstreamHost: `${endpoint.address}:${endpoint.targetPort}`,
+          destinationWorkload: endpoint.workload, destinationIdentity: endpoint.identities[0],
+        });
+        const remaining = deadline ? deadline - performance.now() : undefined;
+        const perTry = policy.perTryTimeoutMs !== undefined && (remaining === undefined || policy.perTryTimeoutMs < remaining) ? policy.perTryTimeoutMs : undefined;
+        const a = attempt(ctx, endpoint, path, authority, headers, service, perTry);
+        current = a.call;
+        const outcome = await (overallTimeout ? Promise.race([a.response, overallTimeout]) : a.response).then(
+          (r) => (r === 'timeout' ? { timeout: true as const } : { response: r }),
+          (err: unknown) => ({ error: err instanceof UpstreamError ? err : new UpstreamError('reset', (err as Error).message) }),
+        );
+        if ('timeout' in outcome || timedOut) {
+          a.call.abort('timeout');
+          ctx.result.set({ upstreamFailureReason: `request timeout after ${route!.timeoutMs} ms` });
+          return localReply(ctx, 504, 'upstream request timeout', RESPONSE_FLAG.upstreamRequestTimeout);
+        }
+        const more = n <= policy.attempts && ctx.body.replayable && !ctx.res.destroyed;
+        if ('error' in outcome) {
+          const err = outcome.error;
+          ctx.result.set({ upstreamFailureReason: err.message });
+          if (more && retriableFailure(policy, err.failure)) {
+            ctx.body.detach();
+            await backoff(policy, n);
+            continue;
+          }
+          if (n > 1) ctx.result.flag(RESPONSE_FLAG.upstreamRetryLimitExceeded);
+          if (err.failure === 'timeout') return localReply(ctx, 504, 'upstream request timeout', RESPONSE_FLAG.upstreamRequestTimeout);
+          if (err.failure === 'connect-failure') return localReply(ctx, 503, 'upstream connect error or disconnect/reset before headers', RESPONSE_FLAG.upstreamConnectionFailure);
+          return localReply(ctx, 503, 'upstream connect error or disconnect/reset before headers', RESPONSE_FLAG.upstreamConnectionTermination);
+        }
+        const resp = outcome.response;
+        const grpcStatus = headerText(resp.headers as HeaderMap, 'grpc-status');
+        if (more && retriableStatus(policy, resp.status, grpcStatus)) {
+          resp.body.resume();
+          ctx.body.detach();
+          await backoff(policy, n);
+          continue;
+        }
+        if (n > 1 && retriableStatus(policy, resp.status, grpcStatus) && n > policy.attempts) ctx.result.flag(RESPONSE_FLAG.upstreamRetryLimitExceeded);
+        ctx.result.set({ upstreamServiceTimeMs: performance.now() - started });
+        await respond(ctx, resp, route, dest, a.call);
+        return;
+      }
+    } finally {
+      clearTimeout(overall);
+      ctx.res.off('close', onClientClose);
+    }
+  }
+
+  async function backoff(policy: RetryPolicy, n: number): Promise<void> {
+    // Envoy: fully jittered exponential backoff, base interval doubling per retry, capped at 10 x base.
+    const cap = Math.min(policy.backoffMs * 2 ** (n - 1), policy.backoffMs * 10);
+    await new Promise((r) => setTimeout(r, Math.floor(random() * cap)));
+  }
+
+  async function respond(ctx: Ctx, resp: UpstreamResponse, route: CompiledRoute | undefined, dest: WeightedDestination | undefined, call: UpstreamCall): Promise<void> {
+    const headers = endToEndHeaders(resp.headers);
+    if (route) applyHeaderOps(headers, route.responseHeaders);
+    if (dest) applyHeaderOps(headers, dest.responseHeaders);
+    if (ctx.result.fields.upstreamServiceTimeMs !== undefined) headers[HEADERS.envoyUpstreamServiceTime] = String(Math.round(ctx.result.fields.upstreamServiceTimeMs));
+    await runPluginsOnResponse(ctx, resp.status, headers);
+    if (ctx.res.destroyed) { call.abort('reset'); ctx.result.finish(resp.status); return; }
+    ctx.responded = true;
+    const res = ctx.res as ServerResponse;
+    res.writeHead(resp.status, toOutgoing(headers));
+    await new Promise<void>((resolve) => {
+      let finished = false;
+      const done = (): void => { if (!finished) { finished = true; resolve(); } };
+      resp.body.on('data', (c: Buffer) => {
+        ctx.result.responseBytes += c.length;
+        if (!res.write(c)) {
+          resp.body.pause();
+          res.once('drain', () => resp.body.resume());
+        }
+      });
+      resp.body.once('end', () => {
+        void resp.trailers.then((t) => {
+          if (t && Object.keys(t).length) {
+            const trailers: Record<string, string> = {};
+            for (const [k, v] of Object.entries(t)) if (v !== undefined && !k.startsWith(':')) trailers[k] = Array.isArray(v) ? v.join(',') : v;
+            (res as { addTrailers(h: Record<string, string>): void }).addTrailers(trailers);
+            ctx.result.finish(resp.status, trailers['grpc-status'] ?? headerText(headers, 'grpc-status'));
+          }
+          res.end();
+          ctx.result.finish(resp.status, headerText(headers, 'grpc-status'));
+          done();
+        });
+      });
+      const broken = (): void => {
+        if (finished) return;
+        ctx.result.flag(RESPONSE_FLAG.upstreamConnectionTermination);
+        res.destroy();
+        ctx.result.finish(resp.status);
+        done();
+      };
+      resp.body.once('error', broken);
+      resp.body.once('close', () => { if (!resp.body.readableEnded) broken(); });
+      res.once('close', () => {
+        if (!res.writableFinished && !finished) {
+          ctx.result.flag(RESPONSE_FLAG.downstreamConnectionTermination);
+          call.abort('reset');
+          ctx.result.finish(resp.status);
+          done();
+        }
+      });
+    });
+  }
+
+  async function pipeline(ctx: Ctx): Promise<void> {
+    const { conn } = ctx;
+    const target = conn.target;
+    const q = ctx.rawPath.indexOf('?');
+    const path = q >= 0 ? ctx.rawPath.slice(0, q) : ctx.rawPath;
+    const rawQuery = q >= 0 ? ctx.rawPath.slice(q) : '';
+    const query = new URLSearchParams(rawQuery);
+    if (target.kind === 'unknown') {
+      ctx.result.set({ upstreamFailureReason: target.reason });
+      return localReply(ctx, 404, 'no route: unknown destination', RESPONSE_FLAG.noRoute);
+    }
+    const reply = await runPluginsOnRequest(ctx);
+    if (reply) {
+      ctx.result.flag(RESPONSE_FLAG.localReply);
+      return localReply(ctx, reply.status, reply.body ?? '', undefined, reply.headers ?? {});
+    }
+    if (target.kind === 'workload') {
+      // Workload-addressed traffic (pod IP:port): no service routes apply; straight to that workload.
+      ctx.result.set({ destinationWorkload: target.workload });
+      return forward(ctx, undefined, undefined, { workloadEndpoint: endpoints.workloadEndpoint(target.workload, target.address, target.port), port: target.port }, ctx.rawPath, ctx.authority, ctx.headers);
+    }
+    const { service, port } = target;
+    ctx.result.set({ destinationService: keyOfService(service), destinationPort: port });
+    const table = routes.current().routesFor(keyOfService(service), port, { ...(conn.sourceNamespace ? { sourceNamespace: conn.sourceNamespace } : {}) });
+    if (!table) {
+      // No route object for this service: pass through to its endpoints (DestinationRule still applies).
+      return forward(ctx, undefined, undefined, { service, port }, ctx.rawPath, ctx.authority, ctx.headers);
+    }
+    const f = facts(ctx, port, path, query);
+    const m = selectRoute(table, f);
+    if (!m) return localReply(ctx, 404, 'no route matched', RESPONSE_FLAG.noRoute);
+    const { route, matcher } = m;
+    ctx.result.set({ ...(route.name ? { routeName: route.name } : { routeName: route.origin }) });
+    const action = route.action;
+    if (action.kind === 'redirect') {
+      const location = redirectLocation(action.redirect, f, matcher, rawQuery);
+      const headers: HeaderMap = { location };
+      applyHeaderOps(headers, route.responseHeaders);
+      return localReply(ctx, action.redirect.status, '', undefined, toOutgoing(headers));
+    }
+    if (action.kind === 'direct') {
+      const headers: HeaderMap = {};
+      applyHeaderOps(headers, route.responseHeaders);
+      return localReply(ctx, action.status, action.body ?? '', undefined, toOutgoing(headers));
+    }
+    const dest = pickWeighted(action.destinations, random);
+    if (!dest) return localReply(ctx, 503, 'no destination with weight', RESPONSE_FLAG.noHealthyUpstream);
+    const resolved = resolveDestination(dest, port);
+    if ('error' in resolved) {
+      ctx.result.set({ upstreamFailureReason: resolved.error });
+      return localReply(ctx, 503, 'no healthy upstream', RESPONSE_FLAG.noHealthyUpstream);
+    }
+    const headers = ctx.headers;
+    applyHeaderOps(headers, route.requestHeaders);
+    applyHeaderOps(headers, dest.requestHeaders);
+    let upstreamPath = ctx.rawPath;
+    if (route.rewrite?.path) upstreamPath = rewritePath(route.rewrite.path, path, matcher) + rawQuery;
+    const authority = route.rewrite?.authority ?? ctx.authority;
+    for (const mirror of route.mirrors) {
+      if (random() * 100 < mirror.percent) sendMirror(ctx, mirror.destination, port, upstreamPath, { ...headers });
+    }
+    return forward(ctx, route, dest, resolved, upstreamPath, authority, headers);
+  }
+
+  return {
+    handle(req, res, conn) {
+      const protocol = req.httpVersionMajor === 2 ? 'http2' : 'http1';
+      const headers = endToEndHeaders(req.headers);
+      const authority = (protocol === 'http2' ? (req.headers[':authority'] as string | undefined) : undefined) ?? req.headers.host ?? conn.hboneAuthority;
+      let requestId = headerText(headers, HEADERS.requestId);
+      if (!requestId) { requestId = randomUUID(); headers[HEADERS.requestId] = requestId; }
+      const prevXff = headerText(headers, 'x-forwarded-for');
+      headers['x-forwarded-for'] = prevXff ? `${prevXff},${conn.sourceAddress}` : conn.sourceAddress;
+      headers['x-forwarded-proto'] ??= 'http';
+      const grpc = (headerText(headers, 'content-type') ?? '').startsWith('application/grpc');
+      const method = req.method ?? 'GET';
+      const rawPath = req.url ?? '/';
+      const result = telemetry.begin({
+        method, path: rawPath, authority, protocol: protocol === 'http2' ? 'HTTP/2' : 'HTTP/1.1', grpc, requestId,
+        sourceAddress: conn.sourceAddress, ...(conn.peerIdentity ? { sourceIdentity: conn.peerIdentity } : {}),
+        ...(conn.sourceWorkload ? { sourceWorkload: conn.sourceWorkload } : {}),
+        ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}),
+        xForwardedFor: headerText(headers, 'x-forwarded-for')!, hboneAuthority: conn.hboneAuthority,
+      });
+      const body = new ReplayableBody(req as unknown as import('node:stream').Readable, config.limits.maxBufferedBodyBytes);
+      const ctx: Ctx = {
+        req, res, conn, result, grpc, protocol, method, rawPath, authority, headers, body, responded: false,
+        pluginRequest: {
+          method, path: rawPath, authority, headers,
+          service: conn.target.kind === 'service' ? conn.target.service.hostname : undefined,
+          sourcePrincipal: conn.peerIdentity || undefined, requestId,
+        },
+      };
+      result.requestBytesFrom = () => body.total;
+      pipeline(ctx).catch((err: Error) => {
+        log.error({ err, requestId }, 'request pipeline failed');
+        localReply(ctx, 500, 'internal error');
+      });
+    },
+  };
+}
+
+function hostOf(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1);
+  const i = authority.lastIndexOf(':');
+  return i > 0 ? authority.slice(0, i) : authority;
+}
