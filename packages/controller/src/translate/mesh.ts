@@ -50,4 +50,6 @@ export const TRANSLATE_NAMES = Object.freeze({
 export const CONDITION_TYPES = Object.freeze({
   ztunnelAccepted: 'ZtunnelAccepted',
   waypointAccepted: 'WaypointAccepted',
+  /** On Service and ServiceEntry: whether its use-waypoint reference is bound. */
+  waypointBound: 'istio.io/WaypointBound',
 } as const);

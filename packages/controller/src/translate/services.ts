@@ -5,13 +5,21 @@ import {
 } from '@ambit/api';
 import { TranslationError, type TranslateContext } from './context.js';
 import { parseCidr, parseIp, requireIp } from './addresses.js';
-import { waypointFor, type WaypointProblem } from './waypoints.js';
+import { waypointFor, type WaypointBinding, type WaypointProblem } from './waypoints.js';
 
 export interface ServiceTranslation {
   /** Empty for kinds istiod does not send (ExternalName Services). */
   readonly services: Service[];
+  /** `ns/name` of the waypoint the services are bound to. */
+  readonly waypoint?: string;
   /** Set when the object asks for a waypoint that cannot be bound. */
   readonly waypointProblem?: WaypointProblem;
+}
+
+/** The binding outcome as reported on the object's status (nothing when it names no waypoint). */
+function bindingFacts(b: WaypointBinding): Pick<ServiceTranslation, 'waypoint' | 'waypointProblem'> {
+  if (b.waypoint) return { waypoint: `${b.waypoint.namespace}/${b.waypoint.name}` };
+  return b.problem ? { waypointProblem: b.problem } : {};
 }
 
 export function serviceHostname(name: string, namespace: string, clusterDomain: string): string {
@@ -110,7 +118,7 @@ export function translateService(svc: KubeObject, ctx: TranslateContext): Servic
   }
   const lb = kubernetesLoadBalancing(svc);
   if (lb) out.load_balancing = lb;
-  return { services: [out], ...(binding.problem ? { waypointProblem: binding.problem } : {}) };
+  return { services: [out], ...bindingFacts(binding) };
 }
 
 export interface ServiceEntryPortSpec {
@@ -161,7 +169,7 @@ export function translateServiceEntry(se: KubeObject, ctx: TranslateContext): Se
     if (preferClose) s.load_balancing = { ...PREFER_CLOSE, routing_preference: [...PREFER_CLOSE.routing_preference!] };
     return s;
   });
-  return { services, ...(binding.problem ? { waypointProblem: binding.problem } : {}) };
+  return { services, ...bindingFacts(binding) };
 }
 
 /** Whether `text` is an IP (ServiceEntry/WorkloadEntry endpoint addresses may be hostnames). */

@@ -83,13 +83,16 @@ test('a Service change recomputes the workloads it selects before and after', ()
 });
 
 test('a Namespace label change binds its services and pods to the waypoint; a Gateway created later binds them too', () => {
-  const { apply, store, remove } = setup([namespace('shop'), cartPod(1), cartSvc()]);
+  const { apply, store, remove, statusLog } = setup([namespace('shop'), cartPod(1), cartSvc()]);
   const svcWaypoint = () => address(store, 'shop/cart.shop.svc.cluster.local')!.service!.waypoint;
   const podWaypoint = () => address(store, 'Kubernetes//Pod/shop/cart-1')!.workload!.waypoint;
+  const bound = () => statusLog.filter((s) => s.ref.kind === 'Service').at(-1)?.conditions.map((c) => `${c.type} ${c.status} ${c.reason}`);
   apply(namespace('shop', { 'istio.io/use-waypoint': 'waypoint' }));
   assert.equal(svcWaypoint(), null);
+  assert.deepEqual(bound(), ['istio.io/WaypointBound False WaypointNotFound']);
   apply(waypointGateway('shop', 'waypoint', { waypointFor: 'all' }));
   assert.equal(svcWaypoint()?.hostname?.hostname, 'waypoint.shop.svc.cluster.local');
+  assert.deepEqual(bound(), ['istio.io/WaypointBound True WaypointAccepted']);
   assert.equal(podWaypoint()?.hbone_mtls_port, 15008);
   apply(waypointGateway('shop', 'waypoint', { waypointFor: 'service' }));
   assert.ok(svcWaypoint());

@@ -9,12 +9,12 @@ import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '@ambit/api';
 import type { ResourceStore } from '../xds/resource-store.js';
 import { createContext, TranslationError, type TranslateContext } from './context.js';
 import { invalidPolicyCondition, translateAuthorizationPolicy, type StatusCondition } from './authorization.js';
-import { resolveMeshSettings, type MeshSettings, type ResolvedMeshSettings } from './mesh.js';
+import { CONDITION_TYPES, resolveMeshSettings, type MeshSettings, type ResolvedMeshSettings } from './mesh.js';
 import {
   endpointPodRefs, keyOf, labelsMatch, objectKey, parseObjectKey, selectorOf, workloadLabels, type ObjectIndex,
 } from './object-index.js';
 import { oldest, selectorlessOf, staticStrictAuthorization, translatePeerAuthentication } from './peer-authentication.js';
-import { serviceKey, translateService, translateServiceEntry } from './services.js';
+import { serviceKey, translateService, translateServiceEntry, type ServiceTranslation } from './services.js';
 import {
   translateEndpointSlice, translatePod, translateServiceEntryWorkloads, translateWorkloadEntry,
 } from './workloads.js';
@@ -36,7 +36,10 @@ export interface TranslatorOptions {
   store: ResourceStore;
   mesh: MeshSettings;
   logger: Logger;
-  /** Called when the conditions istiod would write on an object change (AuthorizationPolicy for now). */
+  /**
+   * Called when the conditions istiod would write on an object change: ZtunnelAccepted / WaypointAccepted on
+   * AuthorizationPolicy, istio.io/WaypointBound on Service and ServiceEntry.
+   */
   onStatus?: (ref: StatusRef, conditions: StatusCondition[]) => void;
 }
 
@@ -70,6 +73,13 @@ interface UnitState {
   addresses: Set<string>;
   authorizations: Set<string>;
   deps: Set<string>;
+}
+
+/** istio.io/WaypointBound for a Service/ServiceEntry that names a waypoint (own or namespace label). */
+function waypointBoundCondition(t: ServiceTranslation): StatusCondition | undefined {
+  if (t.waypoint) return { type: CONDITION_TYPES.waypointBound, status: 'True', reason: 'WaypointAccepted', message: `bound to ${t.waypoint}` };
+  if (t.waypointProblem) return { type: CONDITION_TYPES.waypointBound, status: 'False', reason: t.waypointProblem.reason, message: t.waypointProblem.message };
+  return undefined;
 }
 
 function statusRef(obj: KubeObject): StatusRef {
@@ -106,11 +116,15 @@ export function createTranslator(options: TranslatorOptions): Translator {
       case 'Pod': addWorkloads(translatePod(obj, ctx).workloads); break;
       case 'WorkloadEntry': addWorkloads(translateWorkloadEntry(obj, ctx).workloads); break;
       case 'EndpointSlice': addWorkloads(translateEndpointSlice(obj, ctx).workloads); break;
-      case 'Service': addServices(translateService(obj, ctx).services); break;
-      case 'ServiceEntry':
-        addServices(translateServiceEntry(obj, ctx).services);
-        addWorkloads(translateServiceEntryWorkloads(obj, ctx).workloads);
+      case 'Service':
+      case 'ServiceEntry': {
+        const t = kind === 'Service' ? translateService(obj, ctx) : translateServiceEntry(obj, ctx);
+        addServices(t.services);
+        if (kind === 'ServiceEntry') addWorkloads(translateServiceEntryWorkloads(obj, ctx).workloads);
+        const bound = waypointBoundCondition(t);
+        if (bound) out.status = { ref: statusRef(obj), conditions: [bound] };
         break;
+      }
       case 'AuthorizationPolicy': {
         const t = translateAuthorizationPolicy(obj, ctx);
         if (t.authorization) out.authorizations.set(`${namespace}/${name}`, t.authorization);
