@@ -9,11 +9,14 @@ import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { createMemoryIndex } from '../src/translate/object-index.js';
 import { k8sBinaries, requireRoot, startControlPlane, KubeApiError, type ControlPlane } from '@ambit/e2e';
 import {
-  createApp, createKubeRest, createTokenReviewAuthenticator, loadKubeConfig, loadSettings, type App, type CallerIdentity,
+  createApp, createInformers, createKubeRest, createWorkQueue, createTokenReviewAuthenticator, loadKubeConfig, loadSettings, type App, type CallerIdentity,
 } from '../src/index.js';
 
 const NS = 'istio-system';
@@ -84,6 +87,45 @@ describe('controller runtime on a real control plane', () => {
       AMBIT_XDS_HOST: '127.0.0.1', AMBIT_MONITORING_HOST: '127.0.0.1', AMBIT_LEADER_LEASE_NAME: lease, ...extra,
     });
   }
+
+  test('informers: a kind whose CRD is missing does not block sync and starts once the CRD is installed; events reach index and queue', async () => {
+    const rest = createKubeRest(loadKubeConfig({ kind: 'kubeconfig', path: cp.kubeconfigPath }));
+    const index = createMemoryIndex();
+    const keys: string[] = [];
+    const queue = createWorkQueue<string>({ process: (k) => void keys.push(...k), logger: silent });
+    const informers = createInformers({ rest, index, queue, logger: silent, kinds: ['Namespace', 'ServiceEntry'], missingRetryMs: 300 });
+    try {
+      informers.start();
+      await until('informers synced', () => informers.synced(), 15_000);
+      assert.equal(informers.status().ServiceEntry!.state, 'missing');
+      assert.match(informers.status().ServiceEntry!.lastError!, /serviceentries.networking.istio.io\/v1 is not served/);
+      assert.ok(index.get('Namespace', '', NS), 'namespaces listed');
+
+      await cp.client.post('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'watched' } });
+      await until('namespace add reaches the queue', () => keys.includes('Namespace//watched'), 10_000);
+
+      const crdFile = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'charts', 'ambit', 'crds', 'networking.istio.io.yaml');
+      const crd = parseAllDocuments(readFileSync(crdFile, 'utf8')).map((d) => d.toJS()).find((o) => o?.metadata?.name === 'serviceentries.networking.istio.io');
+      assert.ok(crd, `ServiceEntry CRD in ${crdFile}`);
+      await cp.client.post('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+      await until('ServiceEntry informer watching', () => informers.status().ServiceEntry!.state === 'watching', 20_000);
+      await cp.client.post('/apis/networking.istio.io/v1/namespaces/watched/serviceentries', {
+        apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'ext' },
+        spec: { hosts: ['api.example.com'], ports: [{ number: 443, name: 'tls', protocol: 'TLS' }], resolution: 'DNS' },
+      });
+      const se = await until('ServiceEntry in the index', () => index.get('ServiceEntry', 'watched', 'ext'), 10_000);
+      assert.equal(se.kind, 'ServiceEntry');
+      assert.equal(se.metadata.managedFields, undefined, 'managedFields dropped');
+      await cp.client.delete('/apis/networking.istio.io/v1/namespaces/watched/serviceentries/ext');
+      await until('ServiceEntry deletion reaches the index', () => index.get('ServiceEntry', 'watched', 'ext') === undefined, 10_000);
+      await queue.drained();
+      assert.ok(keys.filter((k) => k === 'ServiceEntry/watched/ext').length >= 2, 'add and delete were queued');
+    } finally {
+      await informers.stop();
+      await queue.stop();
+      rest.close();
+    }
+  });
 
   test('TokenReview: a bound istio-ca token is accepted with its pod; wrong audience, a forged token, a non-JWT and the token of a deleted pod are refused with why', async () => {
     await cp.client.post('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'tokens' } });
