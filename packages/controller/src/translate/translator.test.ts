@@ -99,6 +99,8 @@ test('a Namespace label change binds its services and pods to the waypoint; a Ga
   assert.equal(podWaypoint(), null, 'service-only waypoint unbinds the pod');
   remove('Gateway', 'shop', 'waypoint');
   assert.equal(svcWaypoint(), null);
+  apply(namespace('shop'));
+  assert.deepEqual(bound(), [], 'conditions cleared once nothing names a waypoint');
 });
 
 test('a selector AuthorizationPolicy is served and listed on the workloads it selects; deleting it removes both', () => {

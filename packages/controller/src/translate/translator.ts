@@ -38,7 +38,8 @@ export interface TranslatorOptions {
   logger: Logger;
   /**
    * Called when the conditions istiod would write on an object change: ZtunnelAccepted / WaypointAccepted on
-   * AuthorizationPolicy, istio.io/WaypointBound on Service and ServiceEntry.
+   * AuthorizationPolicy, istio.io/WaypointBound on Service and ServiceEntry. An empty list means: remove the
+   * conditions written before (the object no longer calls for any). Not called for deleted objects.
    */
   onStatus?: (ref: StatusRef, conditions: StatusCondition[]) => void;
 }
@@ -163,6 +164,9 @@ export function createTranslator(options: TranslatorOptions): Translator {
     const old = statuses.get(unit);
     if (!status) {
       statuses.delete(unit);
+      // Still there but nothing to say any more (e.g. the use-waypoint label was removed): clear our conditions.
+      const { kind, namespace, name } = parseObjectKey(unit);
+      if (old && index.get(kind, namespace, name)) options.onStatus?.(old.ref, []);
       return;
     }
     statuses.set(unit, status);
