@@ -73,7 +73,7 @@ export function createApp(settings: Readonly<Settings>, options: AppOptions): Ap
     mesh: { clusterId: settings.clusterId, trustDomain: settings.trustDomain, rootNamespace: settings.podNamespace, clusterDomain: settings.clusterDomain },
     onStatus(ref, conditions) {
       const status = { conditions: conditions.map((c) => ({ ...c, ...(ref.generation !== undefined ? { observedGeneration: ref.generation } : {}) })) };
-      if (statusWriter) statusWriter.report({ kind: ref.kind, namespace: ref.namespace, name: ref.name, status });
+      if (statusWriter) statusWriter.report({ kind: ref.kind, namespace: ref.namespace, name: ref.name, status, source: 'translator' });
       else if (conditions.length > 0) logger.info({ object: `${ref.kind} ${ref.namespace}/${ref.name}`, conditions }, 'object status');
     },
   });

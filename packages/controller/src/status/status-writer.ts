@@ -15,6 +15,11 @@ export interface ObjectStatusReport {
   namespace: string;
   name: string;
   status: Record<string, unknown> | undefined;
+  /**
+   * Who concludes it (e.g. 'translator', 'forwarder'); default 'default'. Reports of different sources about one
+   * object are merged: their conditions are joined by type, other fields are set side by side.
+   */
+  source?: string;
 }
 
 export interface StatusWriterOptions {
@@ -66,7 +71,25 @@ export function createStatusWriter(options: StatusWriterOptions): StatusWriter {
   const logger = options.logger.child({ component: 'status' });
   const qps = options.qps ?? 10;
   const burst = options.burst ?? 20;
-  const desired = new Map<string, ObjectStatusReport>();
+  /** object key -> source -> report. */
+  const desired = new Map<string, Map<string, ObjectStatusReport>>();
+
+  function merged(key: string): ObjectStatusReport | undefined {
+    const bySource = desired.get(key);
+    if (!bySource || bySource.size === 0) return undefined;
+    let base: ObjectStatusReport | undefined;
+    const status: Record<string, unknown> = {};
+    const conditions = new Map<string, unknown>();
+    for (const r of bySource.values()) {
+      base ??= r;
+      for (const [k, v] of Object.entries(r.status ?? {})) {
+        if (k === 'conditions' && Array.isArray(v)) for (const c of v as Condition[]) conditions.set(c.type ?? '', c);
+        else status[k] = v;
+      }
+    }
+    if ([...bySource.values()].some((r) => Array.isArray(r.status?.conditions))) status.conditions = [...conditions.values()];
+    return { ...base!, status };
+  }
   const pending = new Set<string>();
   let leading = false;
   let tokens = burst;
@@ -115,7 +138,7 @@ export function createStatusWriter(options: StatusWriterOptions): StatusWriter {
         }
         const key = pending.values().next().value as string;
         pending.delete(key);
-        const report = desired.get(key);
+        const report = merged(key);
         if (!report || !isWatchedKind(report.kind)) continue;
         const obj = options.index.get(report.kind, report.namespace, report.name);
         if (!obj) continue;
@@ -143,8 +166,15 @@ export function createStatusWriter(options: StatusWriterOptions): StatusWriter {
   return {
     report(update) {
       const key = objectKey(update.kind, update.namespace, update.name);
-      if (update.status === undefined) desired.delete(key);
-      else desired.set(key, update);
+      const source = update.source ?? 'default';
+      let bySource = desired.get(key);
+      if (update.status === undefined) {
+        bySource?.delete(source);
+        if (bySource?.size === 0) desired.delete(key);
+      } else {
+        if (!bySource) desired.set(key, (bySource = new Map()));
+        bySource.set(source, update);
+      }
       enqueue(key);
     },
     startLeading() {
