@@ -176,6 +176,19 @@ test('a Gateway without an HBONE listener is not accepted, says why, and gets no
   }
 });
 
+test('a stopped deployer (leadership lost) leaves the cluster alone; started again it repairs', async () => {
+  const c = cluster!;
+  await deployer!.stop();
+  await c.client.delete(`/apis/apps/v1/namespaces/${NS}/deployments/waypoint`);
+  // The garbage collector removes the old ReplicaSet; by then a running deployer would long have recreated the Deployment.
+  const rsPath = `/apis/apps/v1/namespaces/${NS}/replicasets?labelSelector=${encodeURIComponent('gateway.networking.k8s.io/gateway-name=waypoint')}`;
+  await c.controlPlane.waitUntil('old ReplicaSets garbage-collected', async () => ((await c.client.request<{ items: unknown[] }>('GET', rsPath)).items.length === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
+  assert.equal(await c.get(ref('apps/v1', 'Deployment', 'waypoint')), undefined, 'nothing recreated the Deployment while the deployer was stopped');
+  await deployer!.start();
+  await c.waitFor<Obj>(ref('apps/v1', 'Deployment', 'waypoint'), (d) => (d.status?.availableReplicas ?? 0) >= 1, { timeoutMs: 90_000, description: 'recreated and available after restart' });
+  await c.waitForCondition(gatewayRef('waypoint'), 'Programmed', { timeoutMs: 60_000 });
+});
+
 test('deleting the Gateway lets the garbage collector remove everything it owned', async () => {
   const c = cluster!;
   await c.delete({ apiVersion: GW_API, kind: 'Gateway', metadata: { name: 'waypoint', namespace: NS } }, { wait: true });

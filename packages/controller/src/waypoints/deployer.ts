@@ -85,28 +85,16 @@ class DeployerRun {
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
     const common = { kubeConfig, logger: log, minRetryMs: this.minRetry, maxRetryMs: this.maxRetry };
-    const gw = { group: GATEWAY_API_GROUP, version: GATEWAY_API_VERSION };
-
-    this.gateways = startResilientInformer<GatewayObject & KubernetesObject>({
-      ...common,
-      what: 'Gateways',
-      path: `/apis/${GATEWAY_API_GROUP}/${GATEWAY_API_VERSION}/gateways`,
-      list: () => this.custom.listClusterCustomObject({ ...gw, plural: 'gateways' }) as Promise<KubernetesListObject<GatewayObject & KubernetesObject>>,
-      notServedHint: GATEWAY_CRDS_HINT,
-      handler: { onEvent: (_kind, o) => this.queue.add(gatewayKey(o.metadata.namespace ?? '', o.metadata.name)) },
+    // Gateway API kinds: cluster-wide lists through the custom-objects API; "not served" until the CRDs exist.
+    const gatewayApi = <T extends KubernetesObject>(plural: string, what: string, onEvent: (o: T) => void) => startResilientInformer<T>({
+      ...common, what, notServedHint: GATEWAY_CRDS_HINT, path: `/apis/${GATEWAY_API_GROUP}/${GATEWAY_API_VERSION}/${plural}`,
+      list: () => this.custom.listClusterCustomObject({ group: GATEWAY_API_GROUP, version: GATEWAY_API_VERSION, plural }) as Promise<KubernetesListObject<T>>,
+      handler: { onEvent: (_kind, o) => onEvent(o) },
     });
-    this.classes = startResilientInformer<GatewayClassObject & KubernetesObject>({
-      ...common,
-      what: 'GatewayClasses',
-      path: `/apis/${GATEWAY_API_GROUP}/${GATEWAY_API_VERSION}/gatewayclasses`,
-      list: () => this.custom.listClusterCustomObject({ ...gw, plural: 'gatewayclasses' }) as Promise<KubernetesListObject<GatewayClassObject & KubernetesObject>>,
-      notServedHint: GATEWAY_CRDS_HINT,
-      handler: {
-        onEvent: (_kind, o) => {
-          this.queue.add(CLASSES_KEY);
-          for (const g of this.gateways.list()) if (g.spec?.gatewayClassName === o.metadata.name) this.queue.add(gatewayKey(g.metadata.namespace ?? '', g.metadata.name));
-        },
-      },
+    this.gateways = gatewayApi<GatewayObject & KubernetesObject>('gateways', 'Gateways', (o) => this.queue.add(gatewayKey(o.metadata.namespace ?? '', o.metadata.name)));
+    this.classes = gatewayApi<GatewayClassObject & KubernetesObject>('gatewayclasses', 'GatewayClasses', (o) => {
+      this.queue.add(CLASSES_KEY);
+      for (const g of this.gateways.list()) if (g.spec?.gatewayClassName === o.metadata.name) this.queue.add(gatewayKey(g.metadata.namespace ?? '', g.metadata.name));
     });
     const toOwner = { onEvent: (_kind: string, o: Managed) => this.enqueueOwner(o) };
     this.deployments = startResilientInformer<V1Deployment>({
