@@ -2,7 +2,7 @@
 // House rules tsc cannot check. Run from a package directory.
 // - no relative import that leaves the package (use the other package's public name instead);
 // - no deep import into another package (`@ambit/x/dist/...`): each package's index.ts is its surface;
-// - no `.only(` left in tests; no `process.env` outside config/ in deployables.
+// - no `.only(` left in tests; no environment reads outside config/ or settings/ in deployables.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve, relative, dirname } from 'node:path';
 
@@ -29,8 +29,10 @@ function check(file) {
     if (/^@ambit\/[^/]+\/(dist|src)\//.test(spec)) problems.push(`${rel}: deep import ${spec}; import the package name`);
   }
   if (/\b(test|it|describe)\.only\(/.test(text)) problems.push(`${rel}: .only( left in a test`);
-  if (deployable && rel.startsWith('src/') && !rel.startsWith('src/config/') && !rel.endsWith('.test.ts') && /process\.env/.test(text)) {
-    problems.push(`${rel}: process.env read outside src/config/`);
+  // One module reads the environment (src/config/ or src/settings/); the rest take a frozen config.
+  const envReader = /process\.env|import\s*\{[^}]*\benv\b[^}]*\}\s*from\s*['"](node:)?process['"]/;
+  if (deployable && rel.startsWith('src/') && !/^src\/(config|settings)\//.test(rel) && !rel.endsWith('.test.ts') && envReader.test(text)) {
+    problems.push(`${rel}: environment read outside src/config/ or src/settings/`);
   }
 }
 for (const d of ['src', 'test', 'bench']) { try { walk(join(pkg, d)); } catch { /* absent */ } }

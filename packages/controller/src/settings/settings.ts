@@ -2,7 +2,6 @@
 // everything else receives Settings (or a part of it).
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { env as processEnv } from 'node:process';
 import {
   ConfigError, DEFAULT_CLUSTER_ID, DEFAULT_TRUST_DOMAIN, PORTS, inClusterConnection,
   type EnvLike, type InClusterConnection,
@@ -64,7 +63,7 @@ export interface Settings {
 }
 
 /** Reads the settings from `env` (default: the process environment). Throws ConfigError naming the variable. */
-export function loadSettings(env: EnvLike = processEnv): Readonly<Settings> {
+export function loadSettings(env: EnvLike = process.env): Readonly<Settings> {
   const str = (name: string): string | undefined => {
     const v = env[name]?.trim();
     return v ? v : undefined;
