@@ -17,7 +17,7 @@ test('Istio docs example: consecutive5xxErrors 7, interval 5m, baseEjectionTime 
   assert.equal(fail5xx(d, 'a', 6, 0), false);
   assert.equal(d.record('a', { status: 500 }, 0).ejected, true, 'the seventh consecutive 5xx ejects');
   assert.equal(d.isEjected('a', 1), true);
-  assert.equal(d.isEjected('a', 900_000), false, 'ejected for one base ejection time (15 m is above Envoy'\''s 300 s max_ejection_time, which then follows the base)');
+  assert.equal(d.isEjected('a', 900_000), false, 'ejected for one base ejection time (15 m exceeds the 300 s max_ejection_time, which then follows the base)');
 });
 
 test('a success resets the consecutive count; local-origin failures count as 5xx', () => {
