@@ -12,6 +12,9 @@ import { createLocalCaClient, SecretManager, type CaClient } from './identity/se
 import { createEnrollmentServer, type EnrollmentServer } from './inpod/enrollment-api.js';
 import { createPodEnrollment, type PodEnrollment } from './inpod/pod-enrollment.js';
 import { createPodRegistry } from './inpod/pod-registry.js';
+import { createAmbientEnrollment, type AmbientEnrollment } from './k8s/ambient-enrollment.js';
+import { createKubeConfig, createNodeAgentApi } from './k8s/kube-client.js';
+import { createNetnsFinder } from './k8s/netns-finder.js';
 import { ConnectionTracker } from './proxy/connections.js';
 import { PodManager } from './proxy/pod-manager.js';
 import { createStateStore, type StateStore } from './state/store.js';
@@ -71,7 +74,15 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   const connections = new ConnectionTracker();
   const pods = new PodManager({ inputs: { config, state, secrets, telemetry, connections, logger: logLevels.logger('proxy') }, driftCheckIntervalMs: config.ruleCheckIntervalMs });
   const podRegistry = createPodRegistry({ path: config.podSnapshotPath, logger: logLevels.logger('inpod') });
-  const enrollment = createPodEnrollment({ capturer: pods, registry: podRegistry, logger: logLevels.logger('inpod') });
+  // Kubernetes mode: the Pod and Namespace labels decide what is captured, running pods are captured and released
+  // as labels change, and captured pods are annotated. Without it, every pod the CNI plugin sends is captured.
+  const ambient: AmbientEnrollment | undefined = config.kubernetes ? createAmbientEnrollment({
+    nodeName: config.nodeName,
+    api: createNodeAgentApi(createKubeConfig(config.kubernetes.connection)),
+    finder: createNetnsFinder({ procDir: config.kubernetes.procDir, netnsDir: config.kubernetes.netnsDir, logger: logLevels.logger('k8s') }),
+    logger: logLevels.logger('k8s'),
+  }) : undefined;
+  const enrollment = createPodEnrollment({ capturer: ambient ? ambient.wrapCapturer(pods) : pods, registry: podRegistry, logger: logLevels.logger('inpod') });
   const enrollServer: EnrollmentServer = createEnrollmentServer({ socketPath: config.cniSocketPath, enrollment, logger: logLevels.logger('inpod') });
   let watcher: LocalConfigWatcher | undefined;
   let admin: AdminServers | undefined;
@@ -86,6 +97,7 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
       // ztunnel is ready only after its first sync: the local file's first load, or one xDS response of each type.
       const stateTask = readiness.register(xds ? 'initial xDS sync' : 'local config');
       const podsTask = readiness.register('pod snapshot');
+      const watchTask = ambient ? readiness.register('kubernetes pod watch') : undefined;
       admin = createAdminServers({
         config, state, certificates, logger, logLevels, registry, readiness,
         version: { version: runtime.version },
@@ -106,8 +118,15 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
         await watcher.ready;
       }
       stateTask();
+      if (ambient) {
+        // CNI ADDs are decided from the caches, so the enrollment API opens only once pods and namespaces are listed.
+        await ambient.start();
+        if (shuttingDown) return;
+        watchTask?.();
+      }
       await enrollServer.listen();
       const restored = await enrollment.restore();
+      ambient?.reconcileAll(enrollment);
       podsTask();
       log.info({ captured: restored.captured.length, declined: restored.declined.length, failed: restored.failed.length }, 'agent ready');
     },
@@ -115,6 +134,8 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
       shuttingDown ??= (async () => {
         log.info({ reason, connections: connections.size, drainTimeoutMs: config.drainTimeoutMs ?? 'none' }, 'draining');
         readiness.register('shutting down');
+        // No capture or release from watch events during the drain; the rules stay for the next agent.
+        await ambient?.stop();
         pods.stopAccepting();
         await enrollServer.close().catch(() => {});
         const drained = await connections.waitForDrain(config.drainTimeoutMs);

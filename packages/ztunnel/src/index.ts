@@ -44,3 +44,8 @@ export { createXdsClient, buildXdsNode, XDS_TYPE_URLS, type XdsClient, type XdsC
 export { convertWorkload, convertService, convertAuthorization, convertAddress, convertAddressResponse, convertAuthorizationResponse, ipFromBytes, ConversionError, type ConvertedAddress, type ConvertedResponse, type DecodedResource } from './discovery/xds-convert.js';
 export { createGrpcCaClient, readAuthToken, buildCallMetadata, createChannelCredentials, type GrpcCaClient, type GrpcCaClientOptions } from './identity/ca-client.js';
 export { parseGrpcTarget, type GrpcTarget, type AuthTokenSource } from './config/load.js';
+export { decideAmbient, isPodTerminal, podIpsOf, type AmbientDecision, type PodFacts } from './k8s/ambient-selection.js';
+export { createAmbientEnrollment, type AmbientEnrollment, type AmbientEnrollmentOptions } from './k8s/ambient-enrollment.js';
+export { createKubeConfig, createNodeAgentApi, type NodeAgentApi } from './k8s/kube-client.js';
+export { createNetnsFinder, type NetnsFinder, type NetnsFinderOptions } from './k8s/netns-finder.js';
+export { type KubernetesConnection, type KubernetesSettings } from './config/load.js';

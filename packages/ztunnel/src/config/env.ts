@@ -37,6 +37,19 @@ export const ENV = Object.freeze({
   connectTimeout: 'AMBIT_CONNECT_TIMEOUT_MS',
   logLevel: 'LOG_LEVEL',
   rootNamespace: 'AMBIT_ROOT_NAMESPACE',
+  /**
+   * Kubernetes mode (true/false): watch this node's Pods and all Namespaces, decide CNI ADDs from their labels,
+   * capture running pods that become ambient, release pods that stop being ambient, annotate captured pods.
+   * Default: on when KUBECONFIG is set or the agent runs in a pod (KUBERNETES_SERVICE_HOST/PORT); NODE_NAME is then
+   * required. Off, every pod the CNI plugin sends is captured (the plugin's own excludeNamespaces still apply).
+   */
+  kubernetesWatch: 'AMBIT_KUBERNETES_WATCH',
+  /** Kubeconfig file (first of a colon-separated list); without it, the in-cluster service account is used. */
+  kubeconfig: 'KUBECONFIG',
+  /** The host's /proc, scanned for the netns of running pods (a DaemonSet mounts it at /host/proc). */
+  hostProc: 'AMBIT_HOST_PROC',
+  /** The host's named network namespaces (a DaemonSet mounts /var/run/netns at /host/var/run/netns). */
+  hostNetnsDir: 'AMBIT_HOST_NETNS_DIR',
 } as const);
 
 /** Prefixes of variable families: extra gRPC headers and node metadata (Istio's names). */

@@ -82,3 +82,38 @@ test('gRPC targets: scheme decides TLS, IPv6 in brackets', async () => {
   assert.equal(parseGrpcTarget('istiod'), undefined);
   assert.equal(parseGrpcTarget('https://istiod:99999'), undefined);
 });
+
+test('Kubernetes mode is off without a kubeconfig or in-cluster env', () => {
+  assert.equal(loadConfig(MIN).kubernetes, undefined);
+  assert.throws(() => loadConfig({ ...MIN, AMBIT_KUBERNETES_WATCH: 'true', NODE_NAME: 'node-1' }), /AMBIT_KUBERNETES_WATCH=true but there is no API server to watch: set KUBECONFIG or run in a pod/);
+});
+
+test('Kubernetes mode from KUBECONFIG needs NODE_NAME; AMBIT_KUBERNETES_WATCH=false turns it off', () => {
+  const c = loadConfig({ ...MIN, KUBECONFIG: '/etc/kube/agent.conf:/other', NODE_NAME: 'node-1' });
+  assert.deepEqual(c.kubernetes, { connection: { kind: 'kubeconfig', path: '/etc/kube/agent.conf' }, procDir: '/proc', netnsDir: '/var/run/netns' });
+  assert.throws(() => loadConfig({ ...MIN, KUBECONFIG: '/k' }), /NODE_NAME must be set in Kubernetes mode/);
+  assert.equal(loadConfig({ ...MIN, KUBECONFIG: '/k', AMBIT_KUBERNETES_WATCH: 'false' }).kubernetes, undefined);
+});
+
+test('in a pod: the service account and host dirs are found through AMBIT_MOUNTS', () => {
+  const c = loadConfig({
+    ...MIN, NODE_NAME: 'node-1', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443',
+    AMBIT_HOST_PROC: '/host/proc', AMBIT_HOST_NETNS_DIR: '/host/var/run/netns',
+    AMBIT_MOUNTS: JSON.stringify({ '/var/run/secrets/kubernetes.io/serviceaccount': '/tmp/pod/sa', '/host/proc': '/proc', '/host/var/run/netns': '/var/run/netns' }),
+  });
+  assert.deepEqual(c.kubernetes, {
+    connection: { kind: 'in-cluster', connection: { server: 'https://10.96.0.1:443', caFile: '/tmp/pod/sa/ca.crt', tokenFile: '/tmp/pod/sa/token', namespaceFile: '/tmp/pod/sa/namespace' } },
+    procDir: '/proc',
+    netnsDir: '/var/run/netns',
+  });
+  assert.ok(Object.isFrozen(c.kubernetes));
+});
+
+test('bad Kubernetes settings are reported by name', () => {
+  assert.throws(() => loadConfig({ ...MIN, KUBECONFIG: '/k', NODE_NAME: 'n', AMBIT_HOST_PROC: 'proc', AMBIT_KUBERNETES_WATCH: 'maybe' }), (err: Error) => {
+    assert.match(err.message, /AMBIT_KUBERNETES_WATCH="maybe" is not true or false/);
+    assert.match(err.message, /AMBIT_HOST_PROC="proc" must be an absolute path/);
+    return true;
+  });
+  assert.throws(() => loadConfig({ ...MIN, NODE_NAME: 'n', KUBERNETES_SERVICE_HOST: 'h', KUBERNETES_SERVICE_PORT: '1', AMBIT_MOUNTS: '{' }), /AMBIT_MOUNTS is not JSON/);
+});

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { ConfigError, DEFAULT_CLUSTER_ID, DEFAULT_TRUST_DOMAIN, PORTS } from '@ambit/api';
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError, DEFAULT_CLUSTER_ID, DEFAULT_TRUST_DOMAIN, PORTS, inClusterConnection, mountedPath, type InClusterConnection } from '@ambit/api';
 import { DEFAULT_AUTH_TOKEN_PATH, DEFAULT_ROOT_CA_PATH, ENV, ENV_PREFIX } from './env.js';
 
 /** Where the agent's bearer token comes from: a file re-read on every use (projected tokens rotate), or a literal. */
@@ -20,6 +21,20 @@ export function parseGrpcTarget(value: string): GrpcTarget | undefined {
   if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return undefined;
   const host = m[2]!.replace(/^\[|\]$/g, '');
   return { tls: m[1] !== 'http', host, port: Number(m[3]), target: `${host.includes(':') ? `[${host}]` : host}:${m[3]}` };
+}
+
+/** How the agent reaches the API server: a kubeconfig file, or the pod's in-cluster service account. */
+export type KubernetesConnection =
+  | { kind: 'kubeconfig'; path: string }
+  | { kind: 'in-cluster'; connection: InClusterConnection };
+
+/** Kubernetes mode (AMBIT_KUBERNETES_WATCH): where the API server is and where the host's namespaces are seen. */
+export interface KubernetesSettings {
+  connection: KubernetesConnection;
+  /** The host's /proc (AMBIT_HOST_PROC, through AMBIT_MOUNTS). */
+  procDir: string;
+  /** The host's /var/run/netns (AMBIT_HOST_NETNS_DIR, through AMBIT_MOUNTS). */
+  netnsDir: string;
 }
 
 /** The agent's whole configuration, built once, validated, frozen, and shown at /config_dump. */
@@ -70,6 +85,8 @@ export interface Config {
   pool: { maxStreamsPerConnection: number; unusedReleaseTimeoutMs: number };
   http2: { keepaliveIntervalMs: number; keepaliveTimeoutMs: number; connectTimeoutMs: number };
   logLevel: string;
+  /** Kubernetes mode; undefined when off (pods are then enrolled only through the CNI plugin, all captured). */
+  kubernetes: KubernetesSettings | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -170,7 +187,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       connectTimeoutMs: int(ENV.connectTimeout, 10_000, 1),
     },
     logLevel: str(ENV.logLevel, 'info')!,
+    kubernetes: undefined,
   };
+  config.kubernetes = kubernetesSettings(env, str, bool, problems);
+  if (config.kubernetes && !config.nodeName) problems.push(`${ENV.nodeName} must be set in Kubernetes mode (${ENV.kubernetesWatch}): the agent watches the pods of its node`);
   if (!config.localXdsPath && !config.xdsAddress) problems.push(`one of ${ENV.localXdsPath} or ${ENV.xdsAddress} must be set`);
   if (config.localXdsPath && config.xdsAddress) problems.push(`${ENV.localXdsPath} and ${ENV.xdsAddress} are both set; set only one config source`);
   if (!config.localCa && !config.caAddress) problems.push(`one of ${ENV.caAddress} or ${ENV.localCaCert}+${ENV.localCaKey} must be set`);
@@ -188,6 +208,44 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) problems.push(`${ENV.logLevel}="${config.logLevel}" is not a pino level`);
   if (problems.length) throw new ConfigError(`invalid agent configuration:\n  ${problems.join('\n  ')}`);
   return deepFreeze(config);
+}
+
+/**
+ * Kubernetes mode is on when asked (AMBIT_KUBERNETES_WATCH=true) or, unless refused (=false), when there is a way
+ * to reach an API server: KUBECONFIG, or the in-cluster env every pod gets.
+ */
+function kubernetesSettings(
+  env: Env,
+  str: (name: string, dflt?: string) => string | undefined,
+  bool: (name: string, dflt: boolean) => boolean,
+  problems: string[],
+): KubernetesSettings | undefined {
+  const kubeconfig = str(ENV.kubeconfig)?.split(':').find((p) => p.length > 0);
+  let inCluster: InClusterConnection | undefined;
+  try {
+    inCluster = inClusterConnection(env);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (!bool(ENV.kubernetesWatch, kubeconfig !== undefined || inCluster !== undefined)) return undefined;
+  let connection: KubernetesConnection;
+  if (kubeconfig) connection = { kind: 'kubeconfig', path: isAbsolute(kubeconfig) ? kubeconfig : resolve(kubeconfig) };
+  else if (inCluster) connection = { kind: 'in-cluster', connection: inCluster };
+  else {
+    problems.push(`${ENV.kubernetesWatch}=true but there is no API server to watch: set ${ENV.kubeconfig} or run in a pod (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT)`);
+    return undefined;
+  }
+  const dir = (name: string, dflt: string): string => {
+    const v = str(name, dflt)!;
+    if (!isAbsolute(v)) problems.push(`${name}="${v}" must be an absolute path`);
+    try {
+      return mountedPath(v, env);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return v;
+    }
+  };
+  return { connection, procDir: dir(ENV.hostProc, '/proc'), netnsDir: dir(ENV.hostNetnsDir, '/var/run/netns') };
 }
 
 function deepFreeze<T>(o: T): T {
