@@ -3,8 +3,10 @@
 // randomness are injected. The request pipeline (packages/waypoint/src/proxy) calls them in Envoy's order:
 // RBAC (authz) needs the JWT identity, so it runs authenticate() first, then evaluate(); then routing, fault
 // injection, retries/limits/outlier/LB per upstream try, TLS origination, tracing around it all.
+// Every compile function throws PolicyConfigError (code AMB_ERR_CONFIG) naming the object and the field.
 
 export { type PolicyDiagnostic, PolicyConfigError, formatDiagnostic } from './diagnostics.js';
+export { matchIstioString } from './authz.js';
 
 export {
   compileAuthorizationPolicy, compileAuthorizationPolicies, createAuthorizationEngine,
@@ -36,7 +38,7 @@ export {
 } from './outlier.js';
 
 export {
-  compileLoadBalancer, createLoadBalancer, resolveTrafficPolicy, compileTrafficPolicy, DEFAULT_LOAD_BALANCER,
+  compileLoadBalancer, createLoadBalancer, resolveTrafficPolicy, compileTrafficPolicy, DEFAULT_LOAD_BALANCER, RING_POINTS_PER_WEIGHT,
   type LoadBalancerSettings, type LoadBalancer, type LbEndpoint, type LbContext, type LbPick,
   type EffectiveTrafficPolicy, type CompiledTrafficPolicy,
 } from './load-balancer.js';
