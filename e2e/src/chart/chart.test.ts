@@ -3,13 +3,13 @@
 // Needs the built helm (scripts/install-k8s-binaries.sh); fails, never skips, without it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
 import { WATCHED_KINDS } from '@ambit/api';
 import { defaultImages } from '../kubelet/image-registry.js';
-import type { KubernetesObject } from '../cluster/cluster.js';
+import { parseManifest, type KubernetesObject } from '../cluster/cluster.js';
 import { parseDockerfile } from './dockerfile.js';
 import {
   CHART_DIR, GATEWAY_API_VERSION, PROFILES, REPO_ROOT, envNamesIn, findObject, helm, mustFind, profileFiles, profilePath,
@@ -187,6 +187,17 @@ test('RBAC names every verb, resource and group (no wildcards) and the node agen
       .filter((rule) => rule.apiGroups?.includes(r.group) && rule.resources?.includes(r.plural)).flatMap((rule) => rule.verbs);
     for (const v of ['get', 'list', 'watch']) assert.ok(verbs.includes(v), `controller cannot ${v} ${kind} (${r.group}/${r.plural})`);
   }
+  // On Istio's API groups the controller gets exactly the kinds whose CRDs the chart ships: nothing it does not
+  // implement, nothing it implements missing.
+  const crds = readdirSync(join(CHART_DIR, 'crds')).filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseManifest(readFileSync(join(CHART_DIR, 'crds', f), 'utf8')))
+    .map((o) => o as KubernetesObject & { spec: { group: string; names: { plural: string } } });
+  assert.ok(crds.length > 0, 'charts/ambit/crds has CRDs');
+  const istioGroups = new Set(crds.map((c) => c.spec.group));
+  const granted = rulesOf(mustFind(objects, 'ClusterRole', `ambit-controller-${NS}`))
+    .filter((r) => r.apiGroups?.some((g) => istioGroups.has(g)) && r.verbs.includes('watch'))
+    .flatMap((r) => r.apiGroups!.flatMap((g) => r.resources!.map((x) => `${x}.${g}`))).sort();
+  assert.deepEqual(granted, crds.map((c) => `${c.spec.names.plural}.${c.spec.group}`).sort());
   // The controller reads secrets and leases only in its own namespace (a Role), never cluster-wide.
   const controller = rulesOf(mustFind(objects, 'ClusterRole', `ambit-controller-${NS}`));
   assert.ok(!controller.some((r) => (r.resources ?? []).some((x) => x === 'secrets' || x === 'leases')), 'no cluster-wide secrets or leases');
