@@ -7,6 +7,7 @@ import { parseSpiffeId, type KubeObject } from '@ambit/api';
 import { canonicalizeIp, parseCidr } from '@ambit/ztunnel';
 import { DiagnosticSink, PolicyConfigError, type PolicyDiagnostic } from './diagnostics.js';
 import { headerValue, isRecord, warnUnknownFields } from './fields.js';
+import { compileTargetRefs, type TargetRef } from './targets.js';
 /** The JWT identity of a request, as `jwt.ts` produces it (Envoy's `request.auth.*` attributes). */
 export interface RequestAuth {
   /** `<iss>/<sub>` of the verified token. */
@@ -127,8 +128,6 @@ interface Ctx {
 
 type Pred = (ctx: Ctx) => boolean;
 
-interface TargetRef { readonly kind: 'Gateway' | 'GatewayClass' | 'Service' | 'ServiceEntry'; readonly name: string }
-
 interface Internals {
   readonly targets: readonly TargetRef[];
   /** Rules ORed; undefined entries were none (no rules: matches nothing). */
@@ -137,13 +136,6 @@ interface Internals {
 }
 
 const internals = new WeakMap<CompiledAuthorizationPolicy, Internals>();
-
-const TARGET_GROUPS: Record<TargetRef['kind'], readonly string[]> = {
-  Gateway: ['gateway.networking.k8s.io'],
-  GatewayClass: ['gateway.networking.k8s.io'],
-  Service: ['', 'core'],
-  ServiceEntry: ['networking.istio.io'],
-};
 
 const SOURCE_FIELDS = ['principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces',
   'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks', 'serviceAccounts', 'notServiceAccounts'] as const;
@@ -167,7 +159,7 @@ export function compileAuthorizationPolicy(obj: KubeObject): CompiledAuthorizati
     sink.unsupported('spec.action', 'CUSTOM action is not supported by Ambit: requests matching this policy are denied (fail closed)');
   } else if (spec.provider !== undefined) sink.error('spec.provider', 'may only be set when action is CUSTOM');
 
-  const targets = compileTargets(spec, namespace, sink);
+  const targets = compileTargetRefs(spec, namespace, sink);
   const rules: Pred[] = [];
   if (spec.rules !== undefined && !Array.isArray(spec.rules)) sink.error('spec.rules', 'must be a list');
   else (spec.rules ?? []).forEach((rule: unknown, i: number) => {
@@ -186,35 +178,6 @@ export function compileAuthorizationPolicy(obj: KubeObject): CompiledAuthorizati
   });
   internals.set(compiled, { targets, rules, ...(provider ? { provider } : {}) });
   return compiled;
-}
-
-function compileTargets(spec: Record<string, any>, namespace: string, sink: DiagnosticSink): TargetRef[] {
-  const out: TargetRef[] = [];
-  const refs: [unknown, string][] = [];
-  if (spec.targetRef !== undefined) refs.push([spec.targetRef, 'spec.targetRef']);
-  if (spec.targetRefs !== undefined) {
-    if (!Array.isArray(spec.targetRefs)) sink.error('spec.targetRefs', 'must be a list');
-    else spec.targetRefs.forEach((r: unknown, i: number) => refs.push([r, `spec.targetRefs[${i}]`]));
-  }
-  if (refs.length > 0 && spec.selector !== undefined) sink.error('spec.selector', 'only one of targetRefs or selector may be set');
-  if (spec.targetRef !== undefined && spec.targetRefs !== undefined) sink.error('spec.targetRef', 'only one of targetRef or targetRefs may be set');
-  for (const [ref, field] of refs) {
-    if (!isRecord(ref) || typeof ref.kind !== 'string' || typeof ref.name !== 'string' || ref.name === '') {
-      sink.error(field, 'must have kind and name');
-      continue;
-    }
-    const kind = ref.kind as TargetRef['kind'];
-    const groups = TARGET_GROUPS[kind];
-    if (!groups) { sink.error(`${field}.kind`, `must be Gateway, GatewayClass, Service or ServiceEntry, got ${JSON.stringify(ref.kind)}`); continue; }
-    const group = ref.group ?? '';
-    if (!groups.includes(group)) { sink.error(`${field}.group`, `must be ${JSON.stringify(groups[0])} for kind ${kind}, got ${JSON.stringify(group)}`); continue; }
-    if (ref.namespace !== undefined && ref.namespace !== '' && ref.namespace !== namespace) {
-      sink.error(`${field}.namespace`, 'cross-namespace targetRefs are not allowed; it must be the policy\'s namespace');
-      continue;
-    }
-    out.push({ kind, name: ref.name });
-  }
-  return out;
 }
 
 function compileRule(rule: unknown, field: string, sink: DiagnosticSink): Pred | undefined {

@@ -5,6 +5,7 @@ import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSO
 import type { KubeObject } from '@ambit/api';
 import { DiagnosticSink, PolicyConfigError, type PolicyDiagnostic } from './diagnostics.js';
 import { headerValue, isRecord, readStringList, warnUnknownFields } from './fields.js';
+import { compileTargetRefs, type TargetRef } from './targets.js';
 import type { AuthorizationTargetService, RequestAuth } from './authz.js';
 
 /** Fetches a JWKS document (the parsed JSON). Default: global fetch with a 5 s timeout, http(s) only. */
@@ -102,7 +103,7 @@ interface JwtRule {
 }
 
 interface Internals {
-  readonly targets: readonly { readonly kind: string; readonly name: string }[];
+  readonly targets: readonly TargetRef[];
   readonly rules: readonly JwtRule[];
 }
 
@@ -114,10 +115,6 @@ const DEFAULT_LOCATIONS: readonly TokenLocation[] = [
   { kind: 'param', name: 'access_token' },
 ];
 
-const TARGET_GROUPS: Record<string, readonly string[]> = {
-  Gateway: ['gateway.networking.k8s.io'], GatewayClass: ['gateway.networking.k8s.io'], Service: ['', 'core'], ServiceEntry: ['networking.istio.io'],
-};
-
 /** Validates one RequestAuthentication. Throws PolicyConfigError naming the object and field. */
 export function compileRequestAuthentication(obj: KubeObject): CompiledRequestAuthentication {
   const sink = new DiagnosticSink({ kind: obj.kind ?? 'RequestAuthentication', metadata: obj.metadata });
@@ -125,20 +122,7 @@ export function compileRequestAuthentication(obj: KubeObject): CompiledRequestAu
   const key = `${namespace}/${obj.metadata.name}`;
   const spec: Record<string, any> = isRecord(obj.spec) ? obj.spec : {};
   warnUnknownFields(spec, ['selector', 'targetRef', 'targetRefs', 'jwtRules'], 'spec', sink);
-  const targets: { kind: string; name: string }[] = [];
-  const refs: [unknown, string][] = [];
-  if (spec.targetRef !== undefined) refs.push([spec.targetRef, 'spec.targetRef']);
-  if (Array.isArray(spec.targetRefs)) spec.targetRefs.forEach((r: unknown, i: number) => refs.push([r, `spec.targetRefs[${i}]`]));
-  else if (spec.targetRefs !== undefined) sink.error('spec.targetRefs', 'must be a list');
-  if (refs.length > 0 && spec.selector !== undefined) sink.error('spec.selector', 'only one of targetRefs or selector may be set');
-  for (const [ref, field] of refs) {
-    if (!isRecord(ref) || typeof ref.kind !== 'string' || typeof ref.name !== 'string') { sink.error(field, 'must have kind and name'); continue; }
-    const groups = TARGET_GROUPS[ref.kind];
-    if (!groups) { sink.error(`${field}.kind`, `must be Gateway, GatewayClass, Service or ServiceEntry, got ${JSON.stringify(ref.kind)}`); continue; }
-    if (!groups.includes(ref.group ?? '')) { sink.error(`${field}.group`, `must be ${JSON.stringify(groups[0])} for kind ${ref.kind}`); continue; }
-    if (ref.namespace && ref.namespace !== namespace) { sink.error(`${field}.namespace`, 'cross-namespace targetRefs are not allowed'); continue; }
-    targets.push({ kind: ref.kind, name: ref.name });
-  }
+  const targets = compileTargetRefs(spec, namespace, sink);
   const rules: JwtRule[] = [];
   if (spec.jwtRules !== undefined && !Array.isArray(spec.jwtRules)) sink.error('spec.jwtRules', 'must be a list');
   const issuers = new Set<string>();
