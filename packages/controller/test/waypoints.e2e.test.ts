@@ -133,6 +133,8 @@ test('a waypoint Gateway becomes an owned ServiceAccount, Deployment and Service
   assert.equal(gw.status.listeners.length, 1);
   assert.equal(gw.status.listeners[0].name, 'mesh');
   assert.equal(listenerCondition(gw, 0, 'Accepted')!.status, 'True');
+  // Status updates of the Deployment re-run the reconcile; the cached objects must read as up to date (no re-apply).
+  assert.deepEqual(logLines.filter((l) => String(l.msg).includes('restored to the waypoint')).map((l) => `${String(l.msg)} at ${String(l.difference)}`), []);
 });
 
 test('a deleted Deployment is recreated and an edited Service is put back', async () => {

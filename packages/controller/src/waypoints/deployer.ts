@@ -238,7 +238,8 @@ class DeployerRun {
     const name = desired.metadata!.name!;
     const namespace = desired.metadata!.namespace!;
     const cached = cache.get(name, namespace);
-    if (cached && covers(cached, desired)) return { object: cached };
+    const difference = cached ? firstDifference(cached, desired) : undefined;
+    if (cached && difference === undefined) return { object: cached };
     if (!cached) {
       const existing = await this.readUnmanaged(kind, name, namespace);
       if (existing && existing.metadata?.labels?.[MANAGED_LABEL] !== MANAGED_LABEL_VALUE) {
@@ -246,7 +247,7 @@ class DeployerRun {
       }
     }
     const applied = await this.objects.patch(desired, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-    log.info({ kind, name }, cached ? `${kind} restored to the waypoint's spec` : `${kind} applied`);
+    log.info({ kind, name, ...(difference ? { difference } : {}) }, cached ? `${kind} restored to the waypoint's spec` : `${kind} applied`);
     return { object: applied as Managed };
   }
 
@@ -293,16 +294,36 @@ function parseGatewayKey(key: string): { namespace: string; name: string } {
 }
 
 /**
- * Does `actual` already hold every field of `desired`? Fields the server or other writers added are ignored (as
- * server-side apply does); arrays must match element by element. apiVersion/kind are skipped (list items lack them).
+ * Where `actual` fails to hold a field of `desired` (a path like `spec.ports[1].name`), or undefined when it holds
+ * them all. Fields the server or other writers added are ignored (as server-side apply does); arrays must match
+ * element by element. apiVersion/kind are skipped at the top (list items lack them).
  */
-export function covers(actual: unknown, desired: unknown, top = true): boolean {
-  if (desired === undefined) return true;
-  if (desired === null || typeof desired !== 'object') return actual === desired;
+export function firstDifference(actual: unknown, desired: unknown, path = ''): string | undefined {
+  if (desired === undefined) return undefined;
+  // The API server drops zero values of omitempty fields (`annotations: {}`, `initialDelaySeconds: 0`).
+  if (actual === undefined && isZeroValue(desired)) return undefined;
+  if (desired === null || typeof desired !== 'object') return actual === desired ? undefined : path || '(value)';
   if (Array.isArray(desired)) {
-    return Array.isArray(actual) && actual.length === desired.length && desired.every((d, i) => covers(actual[i], d, false));
+    if (!Array.isArray(actual) || actual.length !== desired.length) return `${path} (length)`;
+    for (const [i, d] of desired.entries()) {
+      const diff = firstDifference(actual[i], d, `${path}[${i}]`);
+      if (diff !== undefined) return diff;
+    }
+    return undefined;
   }
-  if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return false;
-  const a = actual as Record<string, unknown>;
-  return Object.entries(desired as Record<string, unknown>).every(([k, v]) => (top && (k === 'apiVersion' || k === 'kind')) || covers(a[k], v, false));
+  // An absent object holds a desired one whose every leaf is a dropped zero value.
+  const a = (actual === undefined ? {} : actual) as Record<string, unknown>;
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) return path || '(object)';
+  for (const [k, v] of Object.entries(desired as Record<string, unknown>)) {
+    if (path === '' && (k === 'apiVersion' || k === 'kind')) continue;
+    const diff = firstDifference(a[k], v, path ? `${path}.${k}` : k);
+    if (diff !== undefined) return diff;
+  }
+  return undefined;
+}
+
+function isZeroValue(v: unknown): boolean {
+  if (v === 0 || v === '' || v === false || v === null) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  return typeof v === 'object' && v !== null && Object.keys(v).length === 0;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { evaluateWaypointGateway, type GatewayObject } from './manifests.js';
 import { buildGatewayStatus, conditionTime, gatewayClassStatusUpdate, gatewayStatusChanged, withTransitions, type ObservedWaypoint } from './status.js';
-import { covers } from './deployer.js';
+import { firstDifference } from './deployer.js';
 
 const T0 = new Date('2026-01-01T00:00:00.123Z');
 const T1 = new Date('2026-01-01T00:05:00Z');
@@ -111,11 +111,15 @@ test('GatewayClass: ours gets Accepted once per generation; other controllers ar
   assert.equal(gatewayClassStatusUpdate({ metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } }, T0), undefined);
 });
 
-test('covers: server-added fields are fine, changed or missing fields are not', () => {
+test('firstDifference: server-added fields are fine; a changed or missing field is named by its path', () => {
   const desired = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', labels: { x: '1' } }, spec: { ports: [{ port: 15008, name: 'mesh' }] } };
   const actual = { metadata: { name: 'a', uid: 'u', labels: { x: '1', y: '2' } }, spec: { clusterIP: '10.0.0.1', ports: [{ port: 15008, name: 'mesh', targetPort: 15008 }] } };
-  assert.equal(covers(actual, desired), true);
-  assert.equal(covers({ ...actual, metadata: { name: 'a', labels: { x: '2' } } }, desired), false);
-  assert.equal(covers({ ...actual, spec: { ports: [] } }, desired), false);
-  assert.equal(covers({ ...actual, spec: { ports: [{ port: 15008, name: 'mesh' }, { port: 1, name: 'b' }] } }, desired), false);
+  assert.equal(firstDifference(actual, desired), undefined);
+  assert.equal(firstDifference({ ...actual, metadata: { name: 'a', labels: { x: '2' } } }, desired), 'metadata.labels.x');
+  assert.equal(firstDifference({ ...actual, spec: { ports: [] } }, desired), 'spec.ports (length)');
+  assert.equal(firstDifference({ ...actual, spec: { ports: [{ port: 15008, name: 'other' }] } }, desired), 'spec.ports[0].name');
+  assert.equal(firstDifference({ metadata: { name: 'a' } }, desired), 'metadata.labels.x');
+  // Zero values the API server drops (omitempty) are not differences.
+  assert.equal(firstDifference({ metadata: { name: 'a' } }, { metadata: { name: 'a', annotations: {} }, spec: { delay: 0, items: [] } }), undefined);
+  assert.equal(firstDifference({ spec: { delay: 5 } }, { spec: { delay: 0 } }), 'spec.delay');
 });
