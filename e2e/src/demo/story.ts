@@ -1,0 +1,242 @@
+// The demo's story, on the embedded mesh: deploy bookinfo as a user writes it, enroll the namespace, prove mTLS,
+// add a waypoint, shift reviews 90/10 then to v3, inject a fault, deny a path, print golden signals as it goes, and
+// check each step's outcome (a failed check fails the demo). Every load is bounded (count at a fixed rate).
+import { join } from 'node:path';
+import { LABELS, DATAPLANE_MODE } from '@ambit/api';
+import { captureDuring, type CaptureResult } from '../capture.js';
+import { waitFor } from '../wait.js';
+import { StepFailedError, type DemoConsole } from './console.js';
+import { DEMO_YAML_DIR, EmbeddedMesh, type LoadSummary, type MeshPod } from './embedded-mesh.js';
+import { connectionSignals, diffMetrics, parseMetrics, requestSignals, type Sample } from './metrics.js';
+
+export interface DemoOptions {
+  /** Requests per second of the load steps (default 40). */
+  rate?: number;
+  /** Requests of the traffic-split step (default 300; >= 200 for the 90/10 check to mean something). */
+  splitRequests?: number;
+  /** Requests of the other load steps (default 120). */
+  requests?: number;
+  logLevel?: string;
+  /** Keep the work directory (logs, config dir, pcaps) after the demo. */
+  keep?: boolean;
+  /** Where the user's YAML lives (default e2e/demo). */
+  yamlDir?: string;
+}
+
+export interface DemoResult {
+  /** Measured numbers per step, for the report and the test. */
+  measurements: Record<string, unknown>;
+  failures: string[];
+  /** Steps not run, with why. */
+  blocked: string[];
+  workDir: string;
+}
+
+const NS = 'bookinfo';
+/** The scheduler's decisions, made visible: bookinfo's front on node-1, the reviews versions and the waypoint on node-2. */
+const PLACEMENT: Record<string, number> = { curl: 1, 'productpage-v1': 1, 'details-v1': 1, 'ratings-v1': 1, 'reviews-v1': 2, 'reviews-v2': 2, 'reviews-v3': 2 };
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const ms = (x: number | undefined): string => (x === undefined ? '-' : x < 10 ? x.toFixed(1) : x.toFixed(0));
+
+export async function runEmbeddedDemo(ui: DemoConsole, options: DemoOptions = {}): Promise<DemoResult> {
+  const rate = options.rate ?? 40;
+  const requests = options.requests ?? 120;
+  const splitRequests = options.splitRequests ?? 300;
+  const yaml = (f: string): string => join(options.yamlDir ?? DEMO_YAML_DIR, f);
+  const measurements: Record<string, unknown> = {};
+  const blocked: string[] = [];
+
+  ui.step('Start a mesh with no Kubernetes: nodes and pods are network namespaces');
+  ui.say('Two nodes plus a control-plane node, each a network namespace on a shared underlay. The Ambit controller runs in\n' +
+    'embedded mode: it reads Kubernetes/Istio YAML from a directory (no apiserver), serves delta xDS and the CA on its\n' +
+    'loopback (relayed into each node, like istiod\'s ClusterIP). One Ambit node agent per node.');
+  const mesh = await ui.progress('starting nodes, controller and node agents', (update) =>
+    EmbeddedMesh.start({ nodes: 2, placement: (d) => PLACEMENT[d] ?? 1, keepWorkDir: options.keep ?? false, ...(options.logLevel ? { logLevel: options.logLevel } : {}) }, update));
+  ui.look(`the controller reads ${mesh.configDir}; logs are in ${mesh.workDir}`);
+  try {
+    await tell(ui, mesh, yaml, { rate, requests, splitRequests, measurements, blocked });
+  } catch (err) {
+    if (!(err instanceof StepFailedError)) {
+      ui.failures.push((err as Error).message);
+      ui.say(`error: ${(err as Error).message}`);
+    }
+    ui.look(`logs of every process: ${mesh.workDir}${options.keep ? '' : ' (removed at exit; rerun with --keep to keep them)'}`);
+  } finally {
+    ui.step('Clean up');
+    await ui.progress('stopping every process and deleting the namespaces', () => mesh.close());
+    ui.say(options.keep ? `kept ${mesh.workDir}` : 'nothing is left: no namespaces, no processes, no files');
+  }
+  return { measurements, failures: [...ui.failures], blocked, workDir: mesh.workDir };
+}
+
+interface StoryContext {
+  rate: number;
+  requests: number;
+  splitRequests: number;
+  measurements: Record<string, unknown>;
+  blocked: string[];
+}
+
+async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => string, ctx: StoryContext): Promise<void> {
+  const { rate, requests, measurements } = ctx;
+  ui.step('Deploy the bookinfo sample from the YAML a user writes');
+  ui.say(`kubectl apply -f ${yaml('bookinfo.yaml')} -f ${yaml('curl.yaml')}\n` +
+    'The embedded controller knows Pods, not Deployments: the demo plays scheduler and kubelet, turning each Deployment\n' +
+    'into a Pod in its own network namespace (and gives Services a ClusterIP, kube-proxy style DNAT on each node).');
+  await ui.progress('starting productpage, details, ratings, reviews v1/v2/v3 and a curl pod', async (update) => {
+    await mesh.deploy(yaml('bookinfo.yaml'), update);
+    await mesh.deploy(yaml('curl.yaml'), update);
+  });
+  ui.table(['pod', 'node', 'ip'], mesh.pods.map((p) => [`${p.namespace}/${p.name}`, mesh.nodeName(p.node), p.netns.ip]));
+  const curl = mesh.podsOf(NS, { app: 'curl' })[0]!;
+  const page = mesh.serviceUrl(NS, 'productpage', '/productpage');
+
+  // Plain traffic: the cross-node hops (productpage -> reviews, reviews -> ratings) cross node-1's uplink in clear.
+  const plain = await loadWithCapture(ui, mesh, curl, [page], requests, rate, 'plain text');
+  const s0 = plain.load.byUrl[page]!;
+  clientTable(ui, 'productpage (seen by curl)', plain.load, page);
+  ui.check(s0.statuses['200'] === requests, `all ${requests} pages answered 200`, JSON.stringify(s0.statuses));
+  // kube-proxy picks a version per connection, and productpage keeps its connections alive: a few connections, so
+  // the split is lumpy; what matters is that nothing steers it yet.
+  ui.check(Object.keys(s0.versions).filter((k) => k !== 'none').length >= 2, 'reviews versions picked at random per connection (no mesh policy yet)', JSON.stringify(s0.versions));
+  ui.check(plain.capture.contains('GET /reviews/'), 'the capture on node-1\'s uplink shows plain HTTP ("GET /reviews/0")');
+  measurements.plain = { versions: s0.versions, p50Ms: s0.p50Ms, p99Ms: s0.p99Ms };
+
+  ui.step('Enroll the namespace in the mesh');
+  ui.say(`kubectl label namespace ${NS} ${LABELS.dataplaneMode}=${DATAPLANE_MODE.ambient}\n` +
+    'No restarts, no sidecars: the CNI plugin asks each node\'s agent to capture the running pods (what the CNI node agent\n' +
+    'does in a cluster), and the Pods get ambient.istio.io/redirection=enabled so every peer speaks HBONE to them.');
+  mesh.labelNamespace(NS, { [LABELS.dataplaneMode]: DATAPLANE_MODE.ambient });
+  await ui.progress('capturing the pods through the CNI plugin', (update) => mesh.enroll(NS, update));
+
+  ui.step('Traffic is now mutual TLS');
+  const before = parseMetrics(await mesh.agentMetrics());
+  const secure = await loadWithCapture(ui, mesh, curl, [page], requests, rate, 'HBONE');
+  const l4 = connectionSignals(diffMetrics(before, parseMetrics(await mesh.agentMetrics())));
+  const s1 = secure.load.byUrl[page]!;
+  clientTable(ui, 'productpage (seen by curl)', secure.load, page);
+  ui.say('L4 signals from the node agents (reporter=destination; request-level signals need a waypoint):');
+  ui.table(['service', 'conns', 'mTLS', 'failed', 'bytes in', 'bytes out'], l4.map((s) => [s.service, String(s.opened), pct(s.opened ? s.mutualTls / s.opened : 0), String(s.failed), String(s.bytesReceived), String(s.bytesSent)]));
+  ui.look('istio_tcp_connections_opened_total{connection_security_policy="mutual_tls"} on each agent\'s :15020/metrics');
+  ui.check(s1.statuses['200'] === requests, `all ${requests} pages answered 200 through the mesh`, JSON.stringify(s1.statuses));
+  for (const svc of ['productpage', 'details', 'reviews', 'ratings']) {
+    const row = l4.find((s) => s.service === svc);
+    ui.check(row !== undefined && row.opened > 0 && row.mutualTls === row.opened, `every connection to ${svc} was mutual TLS`, row ? `${row.mutualTls}/${row.opened}` : 'no connections reported');
+  }
+  const hbonePackets = secure.capture.packets.filter((p) => p.dstPort === 15008 || p.srcPort === 15008).length;
+  ui.check(!secure.capture.contains('GET /reviews/') && !secure.capture.contains('GET /ratings/'), 'the capture on node-1\'s uplink shows no plain HTTP any more');
+  ui.check(hbonePackets > 0 && secure.capture.packets.some((p) => p.dstPort === 15008 && p.payload[0] === 0x16), 'the node link carries TLS on port 15008 (HBONE)', `${hbonePackets} packets to/from :15008`);
+  measurements.mtls = { services: l4, hbonePackets };
+
+  ui.step('Add a waypoint for L7');
+  ui.say(`kubectl apply -f ${yaml('waypoint.yaml')}   (istioctl/ambitctl waypoint apply -n ${NS})\n` +
+    `kubectl label namespace ${NS} ${LABELS.useWaypoint}=waypoint\n` +
+    'The demo deploys the waypoint as the controller\'s deployer would in a cluster: a pod with its own identity and a\n' +
+    'Service with the HBONE port 15008.');
+  const [gateway] = mesh.apply(yaml('waypoint.yaml'));
+  await ui.progress('starting the waypoint pod', () => mesh.startWaypoint(gateway!, 2));
+  mesh.labelNamespace(NS, { [LABELS.useWaypoint]: gateway!.metadata.name });
+  await ui.progress('waiting for the agents to send the namespace\'s services through the waypoint', () => mesh.waitServicesUseWaypoint(NS, ['productpage', 'details', 'reviews', 'ratings']));
+  const wp = await loadWithSignals(ui, mesh, curl, [page], requests, rate);
+  ui.check(wp.load.byUrl[page]!.statuses['200'] === requests, `all ${requests} pages answered 200 through the waypoint`, JSON.stringify(wp.load.byUrl[page]!.statuses));
+  for (const svc of ['productpage', 'details', 'reviews', 'ratings']) {
+    ui.check((wp.signals.find((s) => s.service === svc)?.requests ?? 0) > 0, `the waypoint saw requests to ${svc}`);
+  }
+  measurements.waypoint = wp.signals;
+
+  ui.step('Shift reviews traffic: 90% v1, 10% v2');
+  ui.say(`kubectl apply -f ${yaml('reviews-90-10.yaml')}`);
+  await applyAndWait(ui, mesh, yaml('reviews-90-10.yaml'));
+  const split = await loadWithSignals(ui, mesh, curl, [page], ctx.splitRequests, rate);
+  const v = split.load.byUrl[page]!.versions;
+  const total = (v.v1 ?? 0) + (v.v2 ?? 0) + (v.v3 ?? 0);
+  const v2Share = total ? (v.v2 ?? 0) / total : 0;
+  ui.say(`reviews versions seen by productpage: v1=${v.v1 ?? 0} v2=${v.v2 ?? 0} v3=${v.v3 ?? 0} (v2 ${pct(v2Share)})`);
+  ui.look('the "reviews" row: the same service, now split by the waypoint');
+  ui.check((v.v3 ?? 0) === 0, 'no request reached reviews v3');
+  ui.check(total >= 200 && v2Share >= 0.04 && v2Share <= 0.16, `v1:v2 is 90:10 within tolerance over ${total} requests`, `v2 ${pct(v2Share)}, allowed 4%..16%`);
+  measurements.split = { v1: v.v1 ?? 0, v2: v.v2 ?? 0, v3: v.v3 ?? 0, v2Share };
+
+  ui.step('Promote reviews v3: 100% of traffic');
+  ui.say(`kubectl apply -f ${yaml('reviews-v3.yaml')}`);
+  await applyAndWait(ui, mesh, yaml('reviews-v3.yaml'));
+  const promoted = await loadWithSignals(ui, mesh, curl, [page], requests, rate);
+  const pv = promoted.load.byUrl[page]!.versions;
+  ui.check((pv.v3 ?? 0) === requests, `all ${requests} requests served by reviews v3 (red stars)`, JSON.stringify(pv));
+  measurements.promote = pv;
+
+  ui.step('Inject a fault: abort 50% of calls to ratings with 503');
+  ui.say(`kubectl apply -f ${yaml('ratings-fault.yaml')}`);
+  await applyAndWait(ui, mesh, yaml('ratings-fault.yaml'));
+  const fault = await loadWithSignals(ui, mesh, curl, [page], ctx.splitRequests, rate);
+  const ratings = fault.signals.find((s) => s.service === 'ratings');
+  const fp = fault.load.byUrl[page]!;
+  ui.look('the "ratings" row: its error rate; productpage still answers 200 and shows "ratings unavailable"');
+  ui.check(fp.statuses['200'] === ctx.splitRequests, 'productpage degrades gracefully: every page still answered 200', JSON.stringify(fp.statuses));
+  ui.check(ratings !== undefined && ratings.requests >= 100 && Math.abs(ratings.errorRate - 0.5) <= 0.15, 'ratings error rate at the waypoint is about 50%', ratings ? `${pct(ratings.errorRate)} of ${ratings.requests}` : 'no ratings requests');
+  ui.check(Math.abs(fp.ratingsErrors / fp.count - 0.5) <= 0.15, 'about half of the pages show the ratings failure', `${fp.ratingsErrors}/${fp.count}`);
+  measurements.fault = { ratingsErrorRate: ratings?.errorRate, ratingsRequests: ratings?.requests, pagesWithRatingsError: fp.ratingsErrors, pages: fp.count };
+  mesh.remove('ratings-fault.yaml');
+  await ui.progress('removing the fault', () => waitFor(async () => !hasObject((await mesh.waypointConfigDump()).staticConfig?.configObjects ?? [], 'VirtualService', NS, 'ratings'),
+    { timeoutMs: 15_000, intervalMs: 100, message: 'the waypoint to drop the ratings fault' }));
+  ui.say(`fault removed (kubectl delete -f ${yaml('ratings-fault.yaml')})`);
+
+  ui.step('Deny a path: nobody in the mesh may call productpage /health');
+  ui.say(`kubectl apply -f ${yaml('deny-health.yaml')}`);
+  const health = mesh.serviceUrl(NS, 'productpage', '/health');
+  await applyAndWait(ui, mesh, yaml('deny-health.yaml'));
+  const deny = await loadWithSignals(ui, mesh, curl, [page, health], requests, rate);
+  const dh = deny.load.byUrl[health]!;
+  const dp = deny.load.byUrl[page]!;
+  ui.look('the productpage row: 403 answers are client errors, not 5xx');
+  ui.check(dh.statuses['403'] === dh.count, `every GET /health was denied with 403`, JSON.stringify(dh.statuses));
+  ui.check(dp.statuses['200'] === dp.count, `every GET /productpage still answered 200`, JSON.stringify(dp.statuses));
+  measurements.deny = { health: dh.statuses, productpage: dp.statuses };
+}
+
+/** Runs the load while capturing on node-1's uplink (where the cross-node hops pass). */
+async function loadWithCapture(ui: DemoConsole, mesh: EmbeddedMesh, from: MeshPod, urls: string[], count: number, rate: number, label: string): Promise<{ load: LoadSummary; capture: CaptureResult }> {
+  const node = mesh.topo.node(1);
+  return await ui.progress(`sending ${count} requests at ${rate}/s while capturing node-1's uplink (${label})`, async () => {
+    const { capture, result } = await captureDuring(() => mesh.topo.capture(node, node.uplink, 'tcp'), () => mesh.load(from, urls, count, rate));
+    return { load: result, capture };
+  });
+}
+
+/** Runs the load and computes per-service golden signals from the waypoint's metrics over the run. */
+async function loadWithSignals(ui: DemoConsole, mesh: EmbeddedMesh, from: MeshPod, urls: string[], count: number, rate: number): Promise<{ load: LoadSummary; signals: ReturnType<typeof requestSignals> }> {
+  const before: Sample[] = parseMetrics(await mesh.waypointMetrics());
+  const load = await ui.progress(`sending ${count} requests at ${rate}/s from curl`, () => mesh.load(from, urls, count, rate));
+  const signals = requestSignals(diffMetrics(before, parseMetrics(await mesh.waypointMetrics())), load.seconds);
+  ui.say('golden signals at the waypoint (istio_requests_total, istio_request_duration_milliseconds):');
+  ui.table(['service', 'req/s', 'errors', 'p50 ms', 'p99 ms', 'codes'], signals.map((s) => [s.service, s.rate.toFixed(1), pct(s.errorRate), ms(s.p50Ms), ms(s.p99Ms), Object.entries(s.codes).map(([c, n]) => `${c}:${n}`).join(' ')]));
+  return { load, signals };
+}
+
+function clientTable(ui: DemoConsole, title: string, load: LoadSummary, url: string): void {
+  const s = load.byUrl[url]!;
+  const errors = Object.entries(s.statuses).filter(([c]) => c === '0' || c.startsWith('5')).reduce((n, [, k]) => n + k, 0);
+  ui.table(['service', 'req/s', 'errors', 'p50 ms', 'p99 ms', 'reviews versions'], [[title, (s.count / load.seconds).toFixed(1), pct(errors / s.count), ms(s.p50Ms), ms(s.p99Ms), Object.entries(s.versions).map(([k, n]) => `${k}:${n}`).join(' ')]]);
+}
+
+/** Applies a user's YAML and waits until the waypoint holds every object of it (by kind/namespace/name and version). */
+async function applyAndWait(ui: DemoConsole, mesh: EmbeddedMesh, file: string): Promise<void> {
+  const versionBefore = JSON.stringify((await mesh.waypointConfigDump()).staticConfig?.configVersion);
+  const objects = mesh.apply(file);
+  await ui.progress('waiting for the waypoint to receive it', () => waitFor(async () => {
+    const sc = (await mesh.waypointConfigDump()).staticConfig ?? {};
+    const rejected = JSON.stringify(sc.rejectedConfigObjects ?? []);
+    for (const o of objects) {
+      if (rejected.includes(o.metadata.name) && rejected.includes(o.kind!)) throw new StepFailedError(`the waypoint rejected ${o.kind} ${o.metadata.name}: ${rejected}`);
+    }
+    const keys = sc.configObjects ?? [];
+    const present = objects.every((o) => hasObject(keys, o.kind!, o.metadata.namespace ?? 'default', o.metadata.name));
+    return present && JSON.stringify(sc.configVersion) !== versionBefore;
+  }, { timeoutMs: 15_000, intervalMs: 100, message: `the waypoint to receive ${file}` }));
+}
+
+/** Does the waypoint's list of config object keys hold kind namespace/name? */
+function hasObject(keys: readonly string[], kind: string, namespace: string, name: string): boolean {
+  return keys.some((k) => k.includes(kind) && k.includes(`${namespace}/${name}`));
+}
