@@ -11,6 +11,7 @@ import { parseForwarded, type HboneRequest } from '@ambit/hbone';
 import { RESPONSE_FLAG } from '../telemetry/request-telemetry.js';
 import type { DownstreamConnection, InboundTarget, ProxyInputs } from './context.js';
 import { createHttpProxy } from './http-proxy.js';
+import { asHttp1Socket } from './stream-compat.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const HTTP1_REQUEST_START = /^[A-Z][A-Z-]{1,19} /;
@@ -216,15 +217,14 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
   function dispatch(stream: ServerHttp2Stream, conn: DownstreamConnection, protocol: DetectedProtocol, buffered: Buffer): void {
     if (protocol === 'tcp') return serveTcp(stream, conn, buffered.length ? buffered : undefined);
     if (buffered.length) stream.unshift(buffered);
-    // Node's HTTP servers call a few net.Socket methods on their connections; an HTTP/2 stream lacks some.
-    const s = stream as unknown as Duplex & Partial<Pick<Socket, 'setNoDelay' | 'setKeepAlive' | 'ref' | 'unref'>>;
-    s.setNoDelay ??= (() => s) as Socket['setNoDelay'];
-    s.setKeepAlive ??= (() => s) as Socket['setKeepAlive'];
     connections.set(stream, conn);
     if (protocol === 'http1') {
+      asHttp1Socket(stream);
       http1Streams.set(stream, 0);
       stream.once('close', () => http1Streams.delete(stream));
       http1.emit('connection', stream);
+      // Sniffing paused the stream; the HTTP/1.1 server reads with 'data' listeners and does not resume it.
+      stream.resume();
     } else {
       pendingH2 = conn;
       try { h2.emit('connection', stream); } finally { pendingH2 = undefined; }

@@ -7,6 +7,7 @@ import { PassThrough, type Duplex, type Readable, type Writable } from 'node:str
 import type { Logger } from 'pino';
 import { formatAuthority, HboneError, type HboneClient, type HboneTunnel } from '@ambit/hbone';
 import type { UpstreamEndpoint } from './endpoints.js';
+import { asHttp1Socket } from './stream-compat.js';
 
 export interface TunnelOptions {
   readonly endpoint: UpstreamEndpoint;
@@ -98,8 +99,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     override createConnection(o: TunnelRequestOptions, cb: (err: Error | null, socket?: Duplex) => void): undefined {
       const t = o.ambitTunnel!;
       tunnel(t).then((tun) => {
-        const s = tun.stream as unknown as Duplex & { setKeepAlive?: unknown; setNoDelay?: unknown; ref?: unknown; unref?: unknown };
-        cb(null, s);
+        cb(null, asHttp1Socket(tun.stream as unknown as Duplex));
       }, (err: unknown) => cb(connectFailure(err, `${t.endpoint.address}:${options.hbonePort}`)));
       return undefined;
     }

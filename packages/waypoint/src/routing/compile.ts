@@ -294,7 +294,8 @@ function compileGatewayRoute(kind: 'HTTPRoute' | 'GRPCRoute', spec: Obj, ns: str
   list(spec.parentRefs, 'spec.parentRefs').forEach((p, i) => {
     const at = `spec.parentRefs[${i}]`;
     const po = obj(p, at)!;
-    const group = str(po.group, `${at}.group`) ?? 'gateway.networking.k8s.io';
+    // An explicit empty group is the core group (Service); an absent one is Gateway API's.
+    const group = po.group === '' ? '' : str(po.group, `${at}.group`) ?? 'gateway.networking.k8s.io';
     const pkind = str(po.kind, `${at}.kind`) ?? 'Gateway';
     const name = str(po.name, `${at}.name`, { required: true })!;
     const pns = str(po.namespace, `${at}.namespace`) ?? ns;
