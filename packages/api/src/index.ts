@@ -7,3 +7,4 @@ export * from './errors.js';
 export * from './proto.js';
 export * from './config-objects.js';
 export * from './mounts.js';
+export * from './validation/index.js';

@@ -15,6 +15,7 @@ import { createDirectorySource, type DirectorySource } from './embedded/director
 import { loadEmbeddedCa } from './embedded/embedded-ca.js';
 import { loopbackAuthenticator } from './embedded/loopback-authenticator.js';
 import { createDispatcher } from './k8s/dispatcher.js';
+import { createConfigForwarder } from './forward/config-forwarder.js';
 import { createInformers, type Informers } from './k8s/informers.js';
 import { createKubeRest, loadKubeConfig, type KubeRest } from './k8s/kube-rest.js';
 import { createTokenReviewAuthenticator } from './k8s/token-review.js';
@@ -77,7 +78,17 @@ export function createApp(settings: Readonly<Settings>, options: AppOptions): Ap
       else if (conditions.length > 0) logger.info({ object: `${ref.kind} ${ref.namespace}/${ref.name}`, conditions }, 'object status');
     },
   });
-  const dispatcher = createDispatcher({ index, translator, logger });
+  // L7 kinds are validated and forwarded to waypoints; an invalid version is refused (status + log) while the
+  // last good one keeps serving.
+  const forwarder = createConfigForwarder({
+    store,
+    logger,
+    onStatus(ref, status) {
+      if (statusWriter) statusWriter.report({ kind: ref.kind, namespace: ref.namespace, name: ref.name, status: { ...status }, source: 'forwarder' });
+      else if (status.validationMessages.length > 0) logger.warn({ object: `${ref.kind} ${ref.namespace}/${ref.name}`, validationMessages: status.validationMessages }, 'object status');
+    },
+  });
+  const dispatcher = createDispatcher({ index, translator, forwarder, logger });
   const queue = createWorkQueue<string>({ process: dispatcher.process, logger });
   // Embedded mode: no authenticator, xDS callers are anonymous (the server listens on loopback only).
   const authenticate: Authenticator | undefined = rest ? createTokenReviewAuthenticator({ rest, logger }) : undefined;

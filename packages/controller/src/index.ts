@@ -34,3 +34,8 @@ export { loadEmbeddedCa } from './embedded/embedded-ca.js';
 export { loopbackAuthenticator } from './embedded/loopback-authenticator.js';
 export { createApp, type App, type AppOptions } from './app.js';
 export * from './waypoints/index.js';
+export {
+  createConfigForwarder, isL7ConfigKind, VALIDATION_CONDITION_TYPE,
+  type ConfigForwarder, type ConfigForwarderOptions, type ConfigObjectRef, type ConfigStatus, type ForwardResult,
+  type ValidationCondition, type ValidationMessage,
+} from './forward/config-forwarder.js';
