@@ -34,7 +34,7 @@ async function harness(t: TestContext, setup: (api: FakeApiServer) => void): Pro
   const finds: string[][] = [];
   const ambient = createAmbientEnrollment({
     nodeName: 'node-1', api, logger,
-    finder: { find: async (ips) => { finds.push([...ips]); return ips.map((ip) => netnsByIp.get(ip)).find(Boolean); } },
+    finder: { find: async (ips: readonly string[]) => { finds.push([...ips]); return ips.map((ip) => netnsByIp.get(ip)).find(Boolean); } },
     retryBackoff: { baseMs: 5, maxMs: 20 },
   });
   const enrollment = createPodEnrollment({ capturer: ambient.wrapCapturer(capturer), registry: createPodRegistry({ path: join(dir, 'pods.json'), logger }), logger });

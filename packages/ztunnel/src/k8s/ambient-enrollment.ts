@@ -119,7 +119,7 @@ export function createAmbientEnrollment(options: AmbientEnrollmentOptions): Ambi
   async function netnsOf(pod: Pod, ips: string[]): Promise<string | undefined> {
     const known = enrollment?.status(pod.metadata!.uid!)?.pod.netns;
     if (known && (await netnsIdentity(known)) !== undefined) return known;
-    return finder.find(ips);
+    return finder.find(ips, pod.metadata!.uid!);
   }
 
   async function reconcile(uid: string): Promise<void> {

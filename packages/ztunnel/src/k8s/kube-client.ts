@@ -73,5 +73,8 @@ export function describeApiError(err: unknown): string {
     const message = typeof body === 'object' && body && typeof body.message === 'string' ? body.message : typeof body === 'string' ? body.slice(0, 200) : '';
     return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
+  // undici's "fetch failed" hides the reason (refused, TLS, DNS) in its cause.
+  const cause = err.cause as { message?: string; code?: string } | undefined;
+  return cause?.message && cause.message !== err.message ? `${err.message}: ${cause.code ? `${cause.code} ` : ''}${cause.message}` : err.message;
 }

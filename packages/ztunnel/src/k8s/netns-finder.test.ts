@@ -58,6 +58,9 @@ function fakeHost(dir: string) {
         writeFileSync(join(procDir, String(pid), 'net', 'if_inet6'), opts.v6 ?? '');
       }
     },
+    cgroup(pid: number, text: string) {
+      writeFileSync(join(procDir, String(pid), 'cgroup'), text);
+    },
     setV4(pid: number, v4: string[]) {
       writeFileSync(join(procDir, String(pid), 'net', 'fib_trie'), fibTrie(v4));
     },
@@ -73,10 +76,10 @@ test('finds the namespace holding a pod IP, preferring its named netns file, rea
   host.namespace('pod-c', { pids: [30], v4: ['10.0.1.4'] });
   const byPath: string[] = [];
   const finder = createNetnsFinder({ procDir: host.procDir, netnsDir: host.netnsDir, logger: recordingLogger().logger, readAddressesByPath: async (p) => { byPath.push(p); return []; } });
-  assert.equal(await finder.find(['10.0.1.3']), join(host.netnsDir, 'pod-b'));
-  assert.equal(await finder.find(['fd00::103']), join(host.netnsDir, 'pod-b'), 'matched by its IPv6 address');
-  assert.equal(await finder.find(['10.0.1.4']), join(host.procDir, '30', 'ns', 'net'), 'no named file: the process path');
-  assert.equal(await finder.find(['10.0.9.9']), undefined);
+  assert.equal(await finder.find(['10.0.1.3'], 'u'), join(host.netnsDir, 'pod-b'));
+  assert.equal(await finder.find(['fd00::103'], 'u'), join(host.netnsDir, 'pod-b'), 'matched by its IPv6 address');
+  assert.equal(await finder.find(['10.0.1.4'], 'u'), join(host.procDir, '30', 'ns', 'net'), 'no named file: the process path');
+  assert.equal(await finder.find(['10.0.9.9'], 'u'), undefined);
   assert.deepEqual(byPath, [], 'every namespace had a process: no nsenter');
 });
 
@@ -90,9 +93,21 @@ test('a cached namespace whose addresses changed is read again; a namespace with
     procDir: host.procDir, netnsDir: host.netnsDir, logger: recordingLogger().logger,
     readAddressesByPath: async (p) => { byPath.push(p); return p.endsWith('bare') ? ['10.0.1.9'] : []; },
   });
-  assert.equal(await finder.find(['10.0.1.5']), undefined, 'the sandbox has no address yet');
+  assert.equal(await finder.find(['10.0.1.5'], 'u'), undefined, 'the sandbox has no address yet');
   host.setV4(40, ['10.0.1.5']);
-  assert.equal(await finder.find(['10.0.1.5']), join(host.netnsDir, 'sandbox'));
-  assert.equal(await finder.find(['10.0.1.9']), join(host.netnsDir, 'bare'));
+  assert.equal(await finder.find(['10.0.1.5'], 'u'), join(host.netnsDir, 'sandbox'));
+  assert.equal(await finder.find(['10.0.1.9'], 'u'), join(host.netnsDir, 'bare'));
   assert.ok(byPath.every((p) => p === join(host.netnsDir, 'bare')), `only the namespace without a process is entered: ${byPath.join(', ')}`);
+});
+
+test('two namespaces holding the IP: the pod UID in a cgroup decides, otherwise it refuses', async (t) => {
+  const dir = tempDir(t, 'ambit-netns-');
+  const host = fakeHost(dir);
+  host.namespace('mine', { named: true, pids: [50, 51], v4: ['10.0.1.2'] });
+  host.namespace('theirs', { named: true, pids: [60], v4: ['10.0.1.2'] });
+  const finder = createNetnsFinder({ procDir: host.procDir, netnsDir: host.netnsDir, logger: recordingLogger().logger });
+  await assert.rejects(finder.find(['10.0.1.2'], '1b4e28ba-2fa1-11d2-883f-0016d3cca427'), /2 network namespaces hold 10\.0\.1\.2 .* and no process cgroup names pod uid 1b4e28ba-2fa1-11d2-883f-0016d3cca427/);
+  host.cgroup(60, '0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0a0a0a0a_0000_0000_0000_000000000000.slice/cri-containerd-1.scope\n');
+  host.cgroup(51, '0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1b4e28ba_2fa1_11d2_883f_0016d3cca427.slice/cri-containerd-2.scope\n');
+  assert.equal(await finder.find(['10.0.1.2'], '1b4e28ba-2fa1-11d2-883f-0016d3cca427'), join(host.netnsDir, 'mine'));
 });

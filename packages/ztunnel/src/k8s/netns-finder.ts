@@ -16,8 +16,12 @@ import { canonicalizeIp } from '../state/ip.js';
 import { netnsIdentity } from '../inpod/pod-registry.js';
 
 export interface NetnsFinder {
-  /** A path naming the namespace that holds one of `ips` (a named netns file preferred), or undefined. */
-  find(ips: readonly string[]): Promise<string | undefined>;
+  /**
+   * A path naming the namespace that holds one of `ips` (a named netns file preferred), or undefined. When several
+   * namespaces hold the IP, the one whose processes' cgroup names the pod UID wins (Istio finds pods by cgroup); if
+   * that does not single one out it throws rather than capture a stranger's namespace.
+   */
+  find(ips: readonly string[], podUid: string): Promise<string | undefined>;
 }
 
 export interface NetnsFinderOptions {
@@ -34,7 +38,8 @@ interface Candidate {
   id: string;
   /** Named netns files first, then /proc/<pid>/ns/net. */
   paths: string[];
-  pid: number | undefined;
+  /** A few processes living in the namespace (for its addresses and cgroups). */
+  pids: number[];
 }
 
 /** Local IPv4 addresses from /proc/<pid>/net/fib_trie: each leaf `|-- a.b.c.d` followed by `/32 host LOCAL`. */
@@ -91,7 +96,7 @@ export function createNetnsFinder(options: NetnsFinderOptions): NetnsFinder {
       if (!id) continue;
       const c = found.get(id);
       if (c) c.paths.push(path);
-      else found.set(id, { id, paths: [path], pid: undefined });
+      else found.set(id, { id, paths: [path], pids: [] });
     }
     const pids = (await readdir(options.procDir)).filter((e) => /^\d+$/.test(e)).map(Number);
     // Stat in small batches: hundreds of processes, one cheap syscall each.
@@ -102,8 +107,9 @@ export function createNetnsFinder(options: NetnsFinderOptions): NetnsFinder {
         const id = ids[j];
         if (!id) return;
         const c = found.get(id);
-        if (!c) found.set(id, { id, paths: [join(options.procDir, String(pid), 'ns', 'net')], pid });
-        else if (c.pid === undefined) { c.pid = pid; c.paths.push(join(options.procDir, String(pid), 'ns', 'net')); }
+        const path = join(options.procDir, String(pid), 'ns', 'net');
+        if (!c) found.set(id, { id, paths: [path], pids: [pid] });
+        else if (c.pids.length < 8) { if (c.pids.length === 0) c.paths.push(path); c.pids.push(pid); }
       });
     }
     for (const id of cache.keys()) if (!found.has(id)) cache.delete(id);
@@ -117,8 +123,8 @@ export function createNetnsFinder(options: NetnsFinderOptions): NetnsFinder {
   }
 
   async function addressesOf(c: Candidate): Promise<string[]> {
-    if (c.pid !== undefined) {
-      const base = join(options.procDir, String(c.pid), 'net');
+    if (c.pids.length > 0) {
+      const base = join(options.procDir, String(c.pids[0]), 'net');
       try {
         const [v4, v6] = await Promise.all([
           readFile(join(base, 'fib_trie'), 'utf8'),
@@ -139,36 +145,52 @@ export function createNetnsFinder(options: NetnsFinderOptions): NetnsFinder {
     }
   }
 
+  /** Whether a process of the namespace sits in a cgroup named after the pod (kubepods-...-pod<uid>.slice). */
+  async function cgroupNamesPod(c: Candidate, podUid: string): Promise<boolean> {
+    const forms = [podUid, podUid.replace(/-/g, '_')];
+    for (const pid of c.pids) {
+      const text = await readFile(join(options.procDir, String(pid), 'cgroup'), 'utf8').catch(() => '');
+      if (forms.some((f) => text.includes(f))) return true;
+    }
+    return false;
+  }
+
   return {
-    async find(ips) {
+    async find(ips, podUid) {
       const wanted = new Set(ips.map((ip) => canonicalizeIp(ip) ?? ip));
       if (wanted.size === 0) return undefined;
       const holds = (addrs: readonly string[]) => addrs.some((a) => wanted.has(a));
-      const candidates = await inventory();
-      // Cached namespaces first: their check is free; a hit is confirmed with a fresh read below.
-      for (const c of candidates.values()) {
-        const cached = cache.get(c.id);
-        if (!cached || !holds(cached)) continue;
-        const fresh = await addressesOf(c);
-        cache.set(c.id, fresh);
-        if (holds(fresh)) return c.paths[0];
+      const candidates = [...(await inventory()).values()];
+      const readNow = new Map<string, string[]>();
+      const read = async (c: Candidate): Promise<string[]> => {
+        const addrs = await addressesOf(c);
+        cache.set(c.id, addrs);
+        readNow.set(c.id, addrs);
+        return addrs;
+      };
+      let matches: Candidate[] = [];
+      for (const c of candidates) if (holds(cache.get(c.id) ?? await read(c))) matches.push(c);
+      // A cached hit is confirmed with a fresh read (an inode can be reused by a new namespace).
+      const confirmed: Candidate[] = [];
+      for (const c of matches) if (holds(readNow.get(c.id) ?? await read(c))) confirmed.push(c);
+      matches = confirmed;
+      if (matches.length === 0) {
+        // Addresses can change (a namespace first seen while its sandbox was being wired): read the rest again. A
+        // miss is retried with backoff by the caller, which bounds this cost.
+        for (const c of candidates) if (!readNow.has(c.id) && holds(await read(c))) matches.push(c);
       }
-      // Then namespaces not read before; last, on a miss, the cached ones again (addresses can change, e.g. a
-      // namespace first seen while its sandbox was being wired). A miss is retried with backoff by the caller.
-      const readNow = new Set<string>();
-      for (const pass of ['new', 'refresh'] as const) {
-        for (const c of candidates.values()) {
-          if (readNow.has(c.id) || (pass === 'new' && cache.has(c.id))) continue;
-          readNow.add(c.id);
-          const addrs = await addressesOf(c);
-          cache.set(c.id, addrs);
-          if (holds(addrs)) {
-            log.debug({ ips, netns: c.paths[0], candidates: candidates.size, pass }, 'found the network namespace of a pod');
-            return c.paths[0];
-          }
-        }
+      if (matches.length === 0) return undefined;
+      let chosen = matches;
+      if (matches.length > 1) {
+        const named = await Promise.all(matches.map((c) => cgroupNamesPod(c, podUid)));
+        chosen = matches.filter((_, i) => named[i]);
       }
-      return undefined;
+      if (chosen.length !== 1) {
+        throw new Error(`${matches.length} network namespaces hold ${ips.join(', ')} (${matches.map((c) => c.paths[0]).join(', ')}) and `
+          + `${chosen.length === 0 ? 'no process cgroup names' : 'several name'} pod uid ${podUid}; not capturing a namespace that may not be the pod's`);
+      }
+      log.debug({ ips, netns: chosen[0]!.paths[0], candidates: candidates.length, ambiguous: matches.length > 1 }, 'found the network namespace of a pod');
+      return chosen[0]!.paths[0];
     },
   };
 }

@@ -5,6 +5,7 @@
 // that version has expired). A re-list reports objects that disappeared meanwhile as deletions.
 import { ListWatch, type KubernetesListObject, type KubernetesObject, type Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { describeApiError } from './kube-client.js';
 
 export interface ResourceWatch<T extends KubernetesObject> {
   /** Resolves once the first list has been loaded and the watch is open (the agent's readiness waits on it). */
@@ -51,8 +52,8 @@ export function startResourceWatch<T extends KubernetesObject>(options: Resource
     if (stopped) return;
     failures++;
     const delay = Math.min(maxMs, baseMs * 2 ** Math.min(failures - 1, 20));
-    const e = err as { message?: string; statusCode?: number; code?: number } | undefined;
-    log.warn({ err: e?.message ?? String(err), status: e?.statusCode ?? e?.code, retryInMs: delay, failures }, `${options.kind} list/watch failed; retrying`);
+    const e = err as { statusCode?: number; code?: number } | undefined;
+    log.warn({ err: describeApiError(err), status: e?.statusCode ?? e?.code, retryInMs: delay, failures }, `${options.kind} list/watch failed; retrying`);
     clearTimeout(timer);
     timer = setTimeout(() => { void attempt(); }, delay);
     timer.unref();
