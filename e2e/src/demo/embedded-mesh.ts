@@ -49,6 +49,7 @@ export interface MeshPod {
   enrolled: boolean;
   /** Not captured (the waypoint: istio.io/dataplane-mode=none). */
   optOut?: boolean;
+  containers?: ContainerSpec[];
 }
 
 export interface EmbeddedMeshOptions {
@@ -197,6 +198,8 @@ export class EmbeddedMesh {
       AMBIT_CNI_SOCKET: join(this.workDir, `cni-n${node.index}.sock`),
       AMBIT_POD_SNAPSHOT: join(this.workDir, `pods-n${node.index}.json`),
       AMBIT_KUBERNETES_WATCH: 'false',
+      // The demo's teardown should not wait on the keep-alive connections of the apps.
+      AMBIT_DRAIN_TIMEOUT_SECONDS: '1',
       LOG_LEVEL: this.options.logLevel ?? 'info',
     };
     const logFile = join(this.workDir, `agent-n${node.index}.log`);
@@ -244,7 +247,7 @@ export class EmbeddedMesh {
     }
     this.writePods();
     await this.applyServiceRules();
-    await this.waitListening(started, parsed);
+    await this.waitListening(started);
     return parsed;
   }
 
@@ -269,7 +272,21 @@ export class EmbeddedMesh {
     return this.pods.filter((p) => p.namespace === namespace && selects(selector, p.labels));
   }
 
+  /**
+   * Restarts the containers of pods (`kubectl rollout restart`, kept in the same sandbox, so capture stays): their
+   * connections close, and new ones take the mesh's current path.
+   */
+  async restart(pods: readonly MeshPod[]): Promise<void> {
+    for (const pod of pods) {
+      if (!pod.containers || !pod.process) throw new Error(`pod ${pod.namespace}/${pod.name} has no containers to restart`);
+      await pod.process.stop(3000);
+      pod.process = await this.startContainers(pod, pod.containers);
+    }
+    for (const pod of pods) await this.waitPodListening(pod);
+  }
+
   private async startContainers(pod: MeshPod, containers: ContainerSpec[]): Promise<NetnsProcess> {
+    pod.containers = containers;
     // One process per pod: the samples have one container each (a sidecar-less mesh needs nothing more).
     if (containers.length !== 1) throw new Error(`${pod.namespace}/${pod.deployment}: the embedded demo runs pods with exactly one container, this one has ${containers.length}`);
     const c = containers[0]!;
@@ -284,11 +301,14 @@ export class EmbeddedMesh {
     return await this.topo.spawnIn(pod.netns, resolved.argv, { env, logFile: join(this.workDir, `pod-${pod.name}.log`) });
   }
 
-  private async waitListening(pods: MeshPod[], parsed: ParsedManifests): Promise<void> {
-    for (const pod of pods) {
-      const d = parsed.deployments.find((x) => x.name === pod.deployment)!;
-      const port = d.containers[0]?.ports?.[0]?.containerPort;
-      if (port === undefined) continue;
+  private async waitListening(pods: MeshPod[]): Promise<void> {
+    for (const pod of pods) await this.waitPodListening(pod);
+  }
+
+  private async waitPodListening(pod: MeshPod): Promise<void> {
+    {
+      const port = pod.containers?.[0]?.ports?.[0]?.containerPort;
+      if (port === undefined) return;
       await waitFor(async () => {
         if (!pod.process?.running) throw new Error(`pod ${pod.name} exited: ${this.tail(`pod-${pod.name}.log`)}`);
         return (await httpGetInNetns(pod.netns.nsPath, pod.netns.ip, port, '/health').catch(() => ({ status: 0 }))).status === 200;
@@ -436,7 +456,7 @@ export class EmbeddedMesh {
       XDS_ROOT_CA: this.rootCertPath, CA_ROOT_CA: this.rootCertPath,
       AUTH_TOKEN: this.writeToken(`waypoint-${name}`, namespace, name, pod.name),
       POD_NAME: pod.name, POD_NAMESPACE: namespace, SERVICE_ACCOUNT: name, GATEWAY_NAME: name,
-      INSTANCE_IP: pod.netns.ip, NODE_NAME: this.nodeName(node), LOG_LEVEL: this.options.logLevel ?? 'info',
+      INSTANCE_IP: pod.netns.ip, NODE_NAME: this.nodeName(node), LOG_LEVEL: this.options.logLevel ?? 'info', AMBIT_DRAIN_TIMEOUT_SECONDS: '1',
     };
     const logFile = join(this.workDir, `waypoint-${name}.log`);
     const proc = await this.topo.spawnIn(pod.netns, [process.execPath, '--enable-source-maps', WAYPOINT_MAIN], { env, logFile });

@@ -96,7 +96,7 @@ async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => st
   const plain = await loadWithCapture(ui, mesh, curl, [page], requests, rate, 'plain text');
   const s0 = plain.load.byUrl[page]!;
   clientTable(ui, 'productpage (seen by curl)', plain.load, page);
-  ui.check(s0.statuses['200'] === requests, `all ${requests} pages answered 200`, JSON.stringify(s0.statuses));
+  ui.check(s0.statuses['200'] === requests, `all ${requests} pages answered 200`, JSON.stringify({ ...s0.statuses, ...s0.errors }));
   // kube-proxy picks a version per connection, and productpage keeps its connections alive: a few connections, so
   // the split is lumpy; what matters is that nothing steers it yet.
   ui.check(Object.keys(s0.versions).filter((k) => k !== 'none').length >= 2, 'reviews versions picked at random per connection (no mesh policy yet)', JSON.stringify(s0.versions));
@@ -119,7 +119,7 @@ async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => st
   ui.say('L4 signals from the node agents (reporter=destination; request-level signals need a waypoint):');
   ui.table(['service', 'conns', 'mTLS', 'failed', 'bytes in', 'bytes out'], l4.map((s) => [s.service, String(s.opened), pct(s.opened ? s.mutualTls / s.opened : 0), String(s.failed), String(s.bytesReceived), String(s.bytesSent)]));
   ui.look('istio_tcp_connections_opened_total{connection_security_policy="mutual_tls"} on each agent\'s :15020/metrics');
-  ui.check(s1.statuses['200'] === requests, `all ${requests} pages answered 200 through the mesh`, JSON.stringify(s1.statuses));
+  ui.check(s1.statuses['200'] === requests, `all ${requests} pages answered 200 through the mesh`, JSON.stringify({ ...s1.statuses, ...s1.errors }));
   for (const svc of ['productpage', 'details', 'reviews', 'ratings']) {
     const row = l4.find((s) => s.service === svc);
     ui.check(row !== undefined && row.opened > 0 && row.mutualTls === row.opened, `every connection to ${svc} was mutual TLS`, row ? `${row.mutualTls}/${row.opened}` : 'no connections reported');
@@ -138,8 +138,12 @@ async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => st
   await ui.progress('starting the waypoint pod', () => mesh.startWaypoint(gateway!, 2));
   mesh.labelNamespace(NS, { [LABELS.useWaypoint]: gateway!.metadata.name });
   await ui.progress('waiting for the agents to send the namespace\'s services through the waypoint', () => mesh.waitServicesUseWaypoint(NS, ['productpage', 'details', 'reviews', 'ratings']));
+  ui.say('The agents choose a path per connection: keep-alive connections opened before the waypoint stay direct.\n' +
+    `kubectl rollout restart deployment -n ${NS}   (containers restart in place; the pods stay captured)`);
+  const apps = mesh.pods.filter((p) => p.namespace === NS && !p.optOut && p.labels.app !== 'curl');
+  await ui.progress('restarting the bookinfo containers so their connections reopen through the waypoint', () => mesh.restart(apps));
   const wp = await loadWithSignals(ui, mesh, curl, [page], requests, rate);
-  ui.check(wp.load.byUrl[page]!.statuses['200'] === requests, `all ${requests} pages answered 200 through the waypoint`, JSON.stringify(wp.load.byUrl[page]!.statuses));
+  ui.check(wp.load.byUrl[page]!.statuses['200'] === requests, `all ${requests} pages answered 200 through the waypoint`, JSON.stringify({ ...wp.load.byUrl[page]!.statuses, ...wp.load.byUrl[page]!.errors }));
   for (const svc of ['productpage', 'details', 'reviews', 'ratings']) {
     ui.check((wp.signals.find((s) => s.service === svc)?.requests ?? 0) > 0, `the waypoint saw requests to ${svc}`);
   }
