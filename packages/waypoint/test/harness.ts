@@ -25,6 +25,7 @@ import { loadConfig } from '../src/config/load.js';
 import { createWaypointApp, type WaypointApp } from '../src/app.js';
 import { configObjectXdsType } from '../src/discovery/config-source.js';
 import type { WaypointPlugin } from '../src/plugins/plugin.js';
+import { asHttp1Socket } from '../src/proxy/stream-compat.js';
 
 export const TD = 'cluster.local';
 export const NS = 'mesh';
@@ -257,7 +258,7 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
       return new Promise<Reply>((resolve, reject) => {
         const body = o.body === undefined ? undefined : Buffer.from(o.body);
         const req = http.request({
-          createConnection: () => stream as unknown as net.Socket, method: o.method ?? 'GET', path: o.path ?? '/',
+          createConnection: () => asHttp1Socket(stream) as unknown as net.Socket, method: o.method ?? 'GET', path: o.path ?? '/',
           headers: { host: o.host ?? 'echo', ...(body ? { 'content-length': String(body.length) } : {}), ...o.headers },
         }, (res) => {
           readBody(res).then((text) => {
