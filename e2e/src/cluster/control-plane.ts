@@ -35,6 +35,9 @@ import {
 } from './certs.js';
 import { issueTlsCertificate } from '@ambit/pki';
 
+
+/** The kubernetes Service's endpoint address inside the cluster-in-a-box's node netns (CGNAT range, unused elsewhere). */
+export const APISERVER_ADVERTISE_IP = '100.64.255.1';
 export type ComponentName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler';
 
 /** Paths of the executables the control plane runs. */
@@ -508,7 +511,10 @@ async function boot(cp: ControlPlane, deadline: number, pkiMs: number, t0: numbe
   cp.startProcess('kube-apiserver', cp.binaries.kubeApiserver, [
     `--etcd-servers=${etcdUrl}`,
     '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    // The address written to the kubernetes Service's endpoints. Endpoints may not be loopback, and node netns
+    // cannot reach the root netns' loopback anyway: each node netns carries this address on its lo, where a
+    // forwarder relays to the apiserver (services.ts).
+    `--advertise-address=${APISERVER_ADVERTISE_IP}`,
     `--secure-port=${ports.apiserver}`,
     `--cert-dir=${join(cp.dir, 'apiserver')}`, // unused (we pass certs) but keeps it out of /var/run/kubernetes
     `--tls-cert-file=${f.apiserverCert}`,
@@ -524,9 +530,6 @@ async function boot(cp: ControlPlane, deadline: number, pkiMs: number, t0: numbe
     `--api-audiences=${SERVICE_ACCOUNT_ISSUER}`,
     `--service-cluster-ip-range=${cp.serviceClusterIpRange}`,
     '--allow-privileged=true',
-    // The `kubernetes` Service's endpoints would be 127.0.0.1, which Endpoints validation rejects (loopback is
-    // not a valid endpoint address): the reconciler would fail and log every 10 s. Clients use the kubeconfig.
-    '--endpoint-reconciler-type=none',
     `--kubelet-client-certificate=${f.kubeletClientCert}`,
     `--kubelet-client-key=${f.kubeletClientKey}`,
     '--profiling=false',

@@ -4,7 +4,8 @@
 // (a Service without selector plus a manual EndpointSlice to node 1's address, 10.255.0.1:53).
 //
 // The apiserver listens on the root netns' loopback, which a node netns cannot reach. Each node netns therefore
-// gets a small forwarder on its own 127.0.0.1:<apiserver port> that relays to a Unix socket (paths are not per
+// gets a small forwarder on its own *:<apiserver port> (127.0.0.1 for kube-proxy/CoreDNS kubeconfigs, and the
+// advertise address on lo for pods using the kubernetes Service) that relays to a Unix socket (paths are not per
 // netns), behind which this process relays to the real 127.0.0.1:<port>. The apiserver's serving certificate is
 // for 127.0.0.1, so kube-proxy and CoreDNS verify it as usual.
 //
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import type { NetnsProcess } from '../process.js';
 import { waitFor } from '../wait.js';
 import type { K8sBinaries } from './binaries.js';
-import type { ControlPlane } from './control-plane.js';
+import { APISERVER_ADVERTISE_IP, type ControlPlane } from './control-plane.js';
 import type { NodePool } from './node-pool.js';
 
 export const CLUSTER_DNS_IP = '10.96.0.10';
@@ -37,7 +38,7 @@ export interface ClusterServices {
 
 const FORWARDER = `const net=require('net');const [port,sock]=process.argv.slice(1);
 net.createServer((c)=>{const u=net.connect(sock);c.pipe(u);u.pipe(c);c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());c.on('close',()=>u.destroy());u.on('close',()=>c.destroy());})
-.listen(Number(port),'127.0.0.1',()=>console.log('forwarding 127.0.0.1:'+port+' to '+sock));`;
+.listen(Number(port),'0.0.0.0',()=>console.log('forwarding *:'+port+' to '+sock));`;
 
 const DNS_PROBE = `const {Resolver}=require('dns').promises;const r=new Resolver({timeout:1000,tries:1});r.setServers([process.argv[1]]);
 r.resolve4(process.argv[2]).then((a)=>{console.log(a.join(','));},(e)=>{console.error(e.code||e.message);process.exit(1);});`;
@@ -125,6 +126,9 @@ export async function startClusterServices(
       // Processes in the node netns itself (not pods) reach ClusterIPs too: the node netns has no default route, so
       // the Service range gets one (OUTPUT DNAT then rewrites the destination, as on a real node).
       await pool.topology.execIn(netns, ['ip', 'route', 'replace', cp.serviceClusterIpRange, 'dev', pool.topology.node(n).bridge], { check: true });
+      // Pods reach the apiserver at the kubernetes Service (10.96.0.1:443), which kube-proxy DNATs to the endpoint
+      // APISERVER_ADVERTISE_IP:<port>: that address lives on the node's lo, where the forwarder below listens.
+      await pool.topology.execIn(netns, ['ip', 'addr', 'replace', `${APISERVER_ADVERTISE_IP}/32`, 'dev', 'lo'], { check: true });
       await spawn(`apiserver-forwarder-${k.nodeName}`, netns, [process.execPath, '-e', FORWARDER, String(port), sock]).then((p) => p.waitForOutput('forwarding', 10_000));
       const kubeconfig = join(dir, `kube-proxy-${k.nodeName}.kubeconfig`);
       writeFileSync(kubeconfig, await cp.kubeconfigFor({ commonName: 'system:kube-proxy' }), { mode: 0o600 });
