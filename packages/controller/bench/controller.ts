@@ -12,7 +12,7 @@ import {
 } from '@ambit/api';
 import { createResourceStore, createXdsServer, startControlPlaneServer, type CallerIdentity, type ControlPlaneServer, type XdsServer } from '../src/index.js';
 import { createMemoryIndex, createTranslator } from '../src/translate/index.js';
-import { clockMs, cpuSecondsBetween, digestVersions, sampleProcess, serveOrchestrator } from './rpc.js';
+import { clockMs, cpuSecondsBetween, createLogTally, digestVersions, sampleProcess, serveOrchestrator } from './rpc.js';
 import { buildScene, changedPod, CLUSTER_ID, type PodChange, type SceneSize } from './scene.js';
 
 export interface ControllerLoadParams {
@@ -46,7 +46,9 @@ export interface MemoryReport {
 }
 
 const MB = 1024 * 1024;
-const logger = pino({ level: 'silent' });
+// Warnings (refused streams, NACKs) are counted and reported with the connections.
+const tally = createLogTally();
+const logger = pino({ level: 'warn' }, tally);
 const index = createMemoryIndex();
 const store = createResourceStore();
 const translator = createTranslator({ index, store, mesh: { clusterId: CLUSTER_ID }, logger });
@@ -126,13 +128,18 @@ function memory(): MemoryReport {
 }
 
 /** Streams and the distinct client sockets behind them (each agent must have its own TLS connection). */
-function connections(): { streams: number; distinctPeers: number; nacks: number } {
+function connections(): { streams: number; distinctPeers: number; nodes: number; nacks: number; warnings: Record<string, number> } {
   const list = xds?.connections() ?? [];
-  return { streams: list.length, distinctPeers: new Set(list.map((c) => c.peer)).size, nacks: xds?.nacks().length ?? 0 };
+  return {
+    streams: list.length, distinctPeers: new Set(list.map((c) => c.peer)).size, nodes: new Set(list.map((c) => c.nodeId)).size,
+    nacks: xds?.nacks().length ?? 0, warnings: { ...tally.counts },
+  };
 }
 
 serveOrchestrator({
   load,
+  // Cheap, unlike connections() (which copies every stream's acked versions): used right before the RSS sample.
+  warnings: () => ({ nacks: xds?.nacks().length ?? 0, warnings: { ...tally.counts } }),
   snapshot: writeSnapshot,
   change,
   digest: storeDigest,

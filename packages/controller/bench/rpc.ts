@@ -38,6 +38,25 @@ export function digestVersions(entries: Iterable<readonly [string, string]>): { 
   return { count: lines.length, digest: h.digest('hex').slice(0, 32) };
 }
 
+/**
+ * A pino destination that counts warnings and errors by message and keeps a few examples, so a benchmark run can
+ * report reconnects and refusals without printing thousands of lines.
+ */
+export function createLogTally(): { write(line: string): void; counts: Record<string, number>; examples: unknown[] } {
+  const counts: Record<string, number> = {};
+  const examples: unknown[] = [];
+  return {
+    counts,
+    examples,
+    write(line: string) {
+      const o = JSON.parse(line) as { msg?: string };
+      const msg = o.msg ?? '(no message)';
+      counts[msg] = (counts[msg] ?? 0) + 1;
+      if (examples.length < 5) examples.push(o);
+    },
+  };
+}
+
 type Message =
   | { kind: 'call'; id: number; method: string; params: unknown }
   | { kind: 'reply'; id: number; ok: true; value: unknown }

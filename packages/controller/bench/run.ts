@@ -9,7 +9,9 @@
 // processes. Medians of `--runs` runs, the order of the 100-agent phases alternating between runs.
 //
 // usage: node dist/bench/run.js [--services 1000] [--pods 2000] [--agents 100] [--runs 3] [--changes 50]
-//        [--fleets 2] [--namespaces N] [--debounce-ms 100] [--out FILE] [--baseline] [--profile]
+//        [--fleets 2] [--namespaces N] [--debounce-ms 100] [--client ztunnel|light] [--out FILE] [--baseline] [--profile]
+//   --client    ztunnel (default): the node agent's real xDS client; light: a bare grpc-js delta client that only
+//               keeps names and versions (see agents.ts), to show the controller's share when agents share its CPU
 //   --baseline  also write bench/results/baseline-<date>.json (the committed reference run)
 //   --profile   the controller of run 1 runs with --cpu-prof; the profile lands in bench/results/profiles/
 import { execFileSync } from 'node:child_process';
@@ -22,7 +24,7 @@ import { spread, summarizeUs, type LatencySummary, type Spread } from '@ambit/be
 import { CertificateAuthority } from '@ambit/pki';
 import { issueServingCertificate } from '../src/index.js';
 import type { ChangeResult, ControllerLoadResult, MemoryReport, StoreDigest } from './controller.js';
-import type { FleetStartParams, FleetSyncResult, SeenEvent } from './agents.js';
+import type { AgentKind, FleetStartParams, FleetSyncResult, SeenEvent } from './agents.js';
 import { BenchProcess, cpuSecondsBetween } from './rpc.js';
 import { defaultNamespaces, planChanges, type PodChange, type SceneSize } from './scene.js';
 
@@ -40,6 +42,7 @@ const TARGETS = { fullSyncMs: 5000, incrementalP99Ms: 200, steadyRssMB: 500 };
 interface Options {
   size: SceneSize;
   agents: number;
+  client: AgentKind;
   fleets: number;
   runs: number;
   changes: number;
@@ -56,7 +59,7 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const known = new Set(['--services', '--pods', '--agents', '--fleets', '--runs', '--changes', '--namespaces', '--debounce-ms',
-    '--gap-ms', '--sync-timeout-s', '--change-timeout-ms', '--out', '--max-minutes']);
+    '--gap-ms', '--sync-timeout-s', '--change-timeout-ms', '--out', '--max-minutes', '--client']);
   const flags = new Set(['--baseline', '--profile']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -79,15 +82,17 @@ function parseOptions(argv: string[]): Options {
   const size: SceneSize = { services, pods: int('--pods', 2000), namespaces: int('--namespaces', defaultNamespaces(services)), nodes: agents };
   const runs = int('--runs', 3);
   const full = services === 1000 && size.pods === 2000 && agents === 100;
+  const client = values.get('--client') ?? 'ztunnel';
+  if (client !== 'ztunnel' && client !== 'light') throw new Error(`--client must be ztunnel or light, got "${client}"`);
   return {
-    size, agents, runs,
+    size, agents, runs, client,
     fleets: Math.min(agents, int('--fleets', 2)),
     changes: Math.min(size.pods, int('--changes', 50)),
     debounceMs: int('--debounce-ms', 100, 0),
     gapMs: int('--gap-ms', 25, 0),
     syncTimeoutMs: int('--sync-timeout-s', 60) * 1000,
     changeTimeoutMs: int('--change-timeout-ms', 10_000),
-    out: values.get('--out') ?? join(resultsDir, full ? 'latest.json' : 'custom.json'),
+    out: values.get('--out') ?? join(resultsDir, `${full ? 'latest' : 'custom'}${client === 'light' ? '-light' : ''}.json`),
     baseline: values.has('--baseline'),
     profile: values.has('--profile'),
     maxMinutes: int('--max-minutes', 15),
@@ -112,6 +117,9 @@ interface SyncMeasurement {
   streams: number;
   /** Distinct client sockets at the server: each agent its own connection (controller only). */
   distinctPeers: number | null;
+  /** Warnings logged so far, by message: the server's (controller only) and the agents' (stream ended, ...). */
+  serverWarnings: Record<string, number>;
+  agentWarnings: Record<string, number>;
 }
 
 interface ChangesMeasurement {
@@ -129,6 +137,8 @@ interface ChangesMeasurement {
 interface Fleets { procs: BenchProcess[]; sizes: number[] }
 
 const live = new Set<BenchProcess>();
+/** The agent xDS client's warning when a stream ends (it then reconnects with backoff). */
+const STREAM_ENDED = 'xDS stream ended; keeping the last known state and reconnecting';
 
 function spawn(name: string, script: URL, execArgv: string[] = []): BenchProcess {
   const p = BenchProcess.start(name, script, execArgv);
@@ -158,6 +168,14 @@ async function stopFleets(f: Fleets): Promise<void> {
 
 const toUs = (xs: number[]): number[] => xs.map((x) => x * 1000);
 
+async function agentWarnings(f: Fleets): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const w of await Promise.all(f.procs.map((p) => p.call<Record<string, number>>('warnings')))) {
+    for (const [k, v] of Object.entries(w)) out[k] = (out[k] ?? 0) + v;
+  }
+  return out;
+}
+
 function sameDigest(a: StoreDigest, b: StoreDigest): boolean {
   return [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL].every((t) => {
     const x = a[t as keyof StoreDigest];
@@ -176,16 +194,15 @@ async function fullSync(
 ): Promise<{ fleets: Fleets; m: SyncMeasurement }> {
   const fleets = await startFleets(agents, Math.min(o.fleets, agents));
   const expect = { addresses: expected[ADDRESS_TYPE_URL].count, authorizations: expected[AUTHORIZATION_TYPE_URL].count };
-  const address = `https://127.0.0.1:${port}`;
-  await Promise.all(fleets.procs.map((p) => p.call('warmup', { address, rootPem, dir, first: 0, count: 1, expect, timeoutMs: o.syncTimeoutMs }, o.syncTimeoutMs + 10_000)));
+  const hostPort = `127.0.0.1:${port}`;
+  const base = { kind: o.client, hostPort, rootPem, dir, expect, timeoutMs: o.syncTimeoutMs };
+  await Promise.all(fleets.procs.map((p) => p.call('warmup', { ...base, first: 0, count: 1 } satisfies FleetStartParams, o.syncTimeoutMs + 10_000)));
   await waitForStreams(server, 0);
   const s0 = await server.sample();
   const f0 = await Promise.all(fleets.procs.map((p) => p.sample()));
   let first = 0;
   const results = await Promise.all(fleets.procs.map((p, j) => {
-    const params: FleetStartParams = {
-      address, rootPem, dir, first, count: fleets.sizes[j]!, expect, timeoutMs: o.syncTimeoutMs,
-    };
+    const params: FleetStartParams = { ...base, first, count: fleets.sizes[j]! };
     first += fleets.sizes[j]!;
     return p.call<FleetSyncResult>('start', params, o.syncTimeoutMs + 10_000);
   }));
@@ -195,7 +212,7 @@ async function fullSync(
   const rel = (j: number, xs: number[]): number[] => xs.map((x) => fleets.procs[j]!.toLocalMs(x) - startedAt);
   const synced = results.flatMap((r, j) => rel(j, r.syncedAt));
   const firstResponse = results.flatMap((r, j) => rel(j, r.firstResponseAt));
-  const conns = await server.call<{ streams: number; distinctPeers?: number }>('connections');
+  const conns = await server.call<{ streams: number; distinctPeers?: number; warnings?: Record<string, number> }>('connections');
   return {
     fleets,
     m: {
@@ -208,6 +225,8 @@ async function fullSync(
       agentsComplete: await countComplete(fleets, expected),
       streams: conns.streams,
       distinctPeers: isController ? conns.distinctPeers ?? 0 : null,
+      serverWarnings: conns.warnings ?? {},
+      agentWarnings: await agentWarnings(fleets),
     },
   };
 }
@@ -276,7 +295,12 @@ interface RunResult {
   resources: { addresses: number; authorizations: number };
   translate: { ms: number; cpuS: number };
   controllerOneAgent: SyncMeasurement;
-  controller: { sync: SyncMeasurement; changes: ChangesMeasurement; agentsCompleteAfterChanges: number; nacks: number; memory: MemoryReport; memoryAfterLoad: MemoryReport };
+  controller: {
+    sync: SyncMeasurement; changes: ChangesMeasurement; agentsCompleteAfterChanges: number; nacks: number;
+    memory: MemoryReport; memoryAfterLoad: MemoryReport;
+    /** Warnings by message at the end of the phase. */
+    warnings: { controller: Record<string, number>; agents: Record<string, number> };
+  };
   replay: { sync: SyncMeasurement; changes: ChangesMeasurement };
   clockRttMs: Record<string, number>;
 }
@@ -309,12 +333,13 @@ async function runOnce(o: Options, run: number, tls: { certPem: string; keyPem: 
         // Every agent must now hold exactly what the store holds (the changed pods included).
         const after = await ctl.call<StoreDigest>('digest');
         const agentsCompleteAfterChanges = await countComplete(fleets, after);
-        const { nacks } = await ctl.call<{ nacks: number }>('connections');
+        const { nacks, warnings } = await ctl.call<{ nacks: number; warnings: Record<string, number> }>('warnings');
+        const agentWarns = await agentWarnings(fleets);
         // Steady state: agents connected, nothing changing.
         await new Promise((res) => setTimeout(res, 1000));
         const memory = await ctl.call<MemoryReport>('memory');
         await stopFleets(fleets);
-        controller = { sync: m, changes, agentsCompleteAfterChanges, nacks, memory, memoryAfterLoad };
+        controller = { sync: m, changes, agentsCompleteAfterChanges, nacks, memory, memoryAfterLoad, warnings: { controller: warnings, agents: agentWarns } };
       } else {
         const { fleets, m } = await fullSync(o, replay, replayPort, rootPem, dir, o.agents, expected, false);
         const changes = await runChanges(o, replay, fleets, plan);
@@ -400,6 +425,8 @@ function summarize(o: Options, runs: RunResult[]) {
     replayAgentsHeldEverything: runs.every((r) => r.replay.sync.agentsComplete === o.agents),
     oneConnectionPerAgent: runs.every((r) => r.controller.sync.distinctPeers === o.agents && r.controller.sync.streams === o.agents),
     nacks: runs.reduce((n, r) => n + r.controller.nacks, 0),
+    /** Agent streams that ended and reconnected during the controller phases (0 on a healthy run). */
+    agentStreamsEnded: runs.reduce((n, r) => n + (r.controller.warnings.agents[STREAM_ENDED] ?? 0), 0),
   };
   return { summary, ratios, targets, correctness };
 }
@@ -442,7 +469,7 @@ function render(o: Options, r: ReturnType<typeof summarize>): string {
   for (const t of r.targets) lines.push(`  ${t.met ? 'met   ' : 'MISSED'} ${t.metric}: ${f1(t.value)} (target < ${t.target})`);
   const c = r.correctness;
   lines.push('', `correctness: every agent held every resource after sync ${c.everyAgentHeldEverythingAfterSync}, after changes ${c.everyAgentHeldEverythingAfterChanges}; `
-    + `replay ${c.replayAgentsHeldEverything}; one TLS connection per agent ${c.oneConnectionPerAgent}; NACKs ${c.nacks}`);
+    + `replay ${c.replayAgentsHeldEverything}; one TLS connection per agent ${c.oneConnectionPerAgent}; NACKs ${c.nacks}; agent streams ended ${c.agentStreamsEnded}`);
   return lines.join('\n');
 }
 
@@ -470,7 +497,7 @@ async function main(): Promise<void> {
   }, o.maxMinutes * 60_000);
   watchdog.unref();
   console.log(`controller bench: ${o.size.services} services, ${o.size.pods} pods, ${o.size.namespaces} namespaces, ${o.agents} agents in ${o.fleets} process(es), `
-    + `${o.runs} run(s), ${o.changes} changes, debounce ${o.debounceMs} ms`);
+    + `${o.client} clients, ${o.runs} run(s), ${o.changes} changes, debounce ${o.debounceMs} ms`);
   console.log(`machine: ${String(machine.cpus)} x ${String(machine.cpuModel)}, node ${String(machine.node)}, load ${(machine.loadavgAtStart as number[]).join(' ')}`);
 
   const dir = mkdtempSync(join(os.tmpdir(), 'ambit-controller-bench-'));
@@ -490,14 +517,16 @@ async function main(): Promise<void> {
       machine: { ...machine, loadavgAtEnd: os.loadavg().map((x) => +x.toFixed(2)) },
       config: {
         ...o.size, agents: o.agents, agentProcesses: o.fleets, runs: o.runs, changes: o.changes, debounceMs: o.debounceMs, gapMs: o.gapMs,
-        agentClient: '@ambit/ztunnel createXdsClient + createStateUpdater + StateStore (one TLS connection per agent)',
+        agentClient: o.client === 'ztunnel'
+          ? 'ztunnel: @ambit/ztunnel createXdsClient + createStateUpdater + StateStore (one TLS connection per agent)'
+          : 'light: bare grpc-js delta client keeping names and versions, envelope decode only (one TLS connection per agent)',
         targets: TARGETS,
       },
       ...report,
       runs,
     };
     const outputs = [o.out];
-    if (o.baseline) outputs.push(join(resultsDir, `baseline-${new Date(started).toISOString().slice(0, 10)}.json`));
+    if (o.baseline) outputs.push(join(resultsDir, `baseline-${new Date(started).toISOString().slice(0, 10)}${o.client === 'light' ? '-light' : ''}.json`));
     for (const file of outputs) {
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);

@@ -28,12 +28,12 @@ function runBench(args: string[], timeoutMs: number): Promise<{ code: number | n
 
 interface SpreadLike { median: number; runs: number[] }
 
-test('the controller scale benchmark at a tiny size reports every metric and every agent holds every resource', async () => {
+async function runTinyBench(client: 'ztunnel' | 'light'): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ambit-controller-bench-smoke-'));
   try {
     const out = join(dir, 'result.json');
     const { code, output } = await runBench(
-      ['--services', '10', '--pods', '20', '--agents', '3', '--runs', '1', '--changes', '4', '--out', out],
+      ['--services', '10', '--pods', '20', '--agents', '3', '--runs', '1', '--changes', '4', '--client', client, '--out', out],
       240_000,
     );
     assert.equal(code, 0, output);
@@ -52,6 +52,7 @@ test('the controller scale benchmark at a tiny size reports every metric and eve
     };
     assert.equal(r.config.services, 10);
     assert.equal(r.config.agents, 3);
+    assert.match(String(r.config.agentClient), new RegExp(`^${client}:`));
 
     const expected: Record<string, string[]> = {
       fullSync: ['controllerMs', 'controllerOneAgentMs', 'replayMs', 'controllerCpuS', 'controllerOneAgentCpuS', 'replayCpuS', 'agentFleetCpuS', 'agentP50Ms', 'firstResponseP50Ms'],
@@ -78,6 +79,7 @@ test('the controller scale benchmark at a tiny size reports every metric and eve
       replayAgentsHeldEverything: true,
       oneConnectionPerAgent: true,
       nacks: 0,
+      agentStreamsEnded: 0,
     });
     const run = r.runs[0]!;
     // 10 services + 20 pods; 2 policies in the one namespace + the static STRICT policy.
@@ -93,4 +95,10 @@ test('the controller scale benchmark at a tiny size reports every metric and eve
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+test('the controller scale benchmark at a tiny size, with the node agent\'s xDS client, reports every metric and every agent holds every resource', () =>
+  runTinyBench('ztunnel'));
+
+test('the controller scale benchmark at a tiny size, with the light delta client, reports every metric and every agent holds every resource', () =>
+  runTinyBench('light'));
