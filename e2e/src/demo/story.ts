@@ -109,6 +109,8 @@ async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => st
     'does in a cluster), and the Pods get ambient.istio.io/redirection=enabled so every peer speaks HBONE to them.');
   mesh.labelNamespace(NS, { [LABELS.dataplaneMode]: DATAPLANE_MODE.ambient });
   await ui.progress('capturing the pods through the CNI plugin', (update) => mesh.enroll(NS, update));
+  ui.say('Capture applies to new connections: keep-alive connections the apps opened before stay as they were.');
+  await restartApps(ui, mesh);
 
   ui.step('Traffic is now mutual TLS');
   const before = parseMetrics(await mesh.agentMetrics());
@@ -138,10 +140,8 @@ async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => st
   await ui.progress('starting the waypoint pod', () => mesh.startWaypoint(gateway!, 2));
   mesh.labelNamespace(NS, { [LABELS.useWaypoint]: gateway!.metadata.name });
   await ui.progress('waiting for the agents to send the namespace\'s services through the waypoint', () => mesh.waitServicesUseWaypoint(NS, ['productpage', 'details', 'reviews', 'ratings']));
-  ui.say('The agents choose a path per connection: keep-alive connections opened before the waypoint stay direct.\n' +
-    `kubectl rollout restart deployment -n ${NS}   (containers restart in place; the pods stay captured)`);
-  const apps = mesh.pods.filter((p) => p.namespace === NS && !p.optOut && p.labels.app !== 'curl');
-  await ui.progress('restarting the bookinfo containers so their connections reopen through the waypoint', () => mesh.restart(apps));
+  ui.say('The agents choose a path per connection: keep-alive connections opened before the waypoint stay direct.');
+  await restartApps(ui, mesh);
   const wp = await loadWithSignals(ui, mesh, curl, [page], requests, rate);
   ui.check(wp.load.byUrl[page]!.statuses['200'] === requests, `all ${requests} pages answered 200 through the waypoint`, JSON.stringify({ ...wp.load.byUrl[page]!.statuses, ...wp.load.byUrl[page]!.errors }));
   for (const svc of ['productpage', 'details', 'reviews', 'ratings']) {
@@ -197,6 +197,13 @@ async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => st
   ui.check(dh.statuses['403'] === dh.count, `every GET /health was denied with 403`, JSON.stringify(dh.statuses));
   ui.check(dp.statuses['200'] === dp.count, `every GET /productpage still answered 200`, JSON.stringify(dp.statuses));
   measurements.deny = { health: dh.statuses, productpage: dp.statuses };
+}
+
+/** `kubectl rollout restart`: the bookinfo containers restart in place (same pods, still captured), reconnecting. */
+async function restartApps(ui: DemoConsole, mesh: EmbeddedMesh): Promise<void> {
+  ui.say(`kubectl rollout restart deployment -n ${NS}   (containers restart in place; the pods keep their capture)`);
+  const apps = mesh.pods.filter((p) => p.namespace === NS && !p.optOut && p.labels.app !== 'curl');
+  await ui.progress('restarting the bookinfo containers so their connections reopen', () => mesh.restart(apps));
 }
 
 /** Runs the load while capturing on node-1's uplink (where the cross-node hops pass). */
