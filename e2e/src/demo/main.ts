@@ -42,7 +42,6 @@ async function main(): Promise<number> {
   }
   const ui = createConsole();
   const result = await runEmbeddedDemo(ui, { keep: values.keep, ...(rate ? { rate } : {}), ...(values['log-level'] ? { logLevel: values['log-level'] } : {}) });
-  if (result.blocked.length) process.stdout.write(`\nnot run:\n${result.blocked.map((b) => `  - ${b}`).join('\n')}\n`);
   if (result.failures.length) {
     process.stdout.write(`\nthe demo FAILED:\n${result.failures.map((f) => `  - ${f}`).join('\n')}\n`);
     return 1;

@@ -27,9 +27,9 @@ export interface DemoResult {
   /** Measured numbers per step, for the report and the test. */
   measurements: Record<string, unknown>;
   failures: string[];
-  /** Steps not run, with why. */
-  blocked: string[];
   workDir: string;
+  /** Prefix of every network namespace the demo created (`amb-...`). */
+  prefix: string;
 }
 
 const NS = 'bookinfo';
@@ -45,7 +45,6 @@ export async function runEmbeddedDemo(ui: DemoConsole, options: DemoOptions = {}
   const splitRequests = options.splitRequests ?? 300;
   const yaml = (f: string): string => join(options.yamlDir ?? DEMO_YAML_DIR, f);
   const measurements: Record<string, unknown> = {};
-  const blocked: string[] = [];
 
   ui.step('Start a mesh with no Kubernetes: nodes and pods are network namespaces');
   ui.say('Two nodes plus a control-plane node, each a network namespace on a shared underlay. The Ambit controller runs in\n' +
@@ -55,7 +54,7 @@ export async function runEmbeddedDemo(ui: DemoConsole, options: DemoOptions = {}
     EmbeddedMesh.start({ nodes: 2, placement: (d) => PLACEMENT[d] ?? 1, keepWorkDir: options.keep ?? false, ...(options.logLevel ? { logLevel: options.logLevel } : {}) }, update));
   ui.look(`the controller reads ${mesh.configDir}; logs are in ${mesh.workDir}`);
   try {
-    await tell(ui, mesh, yaml, { rate, requests, splitRequests, measurements, blocked });
+    await tell(ui, mesh, yaml, { rate, requests, splitRequests, measurements });
   } catch (err) {
     if (!(err instanceof StepFailedError)) {
       ui.failures.push((err as Error).message);
@@ -67,7 +66,7 @@ export async function runEmbeddedDemo(ui: DemoConsole, options: DemoOptions = {}
     await ui.progress('stopping every process and deleting the namespaces', () => mesh.close());
     ui.say(options.keep ? `kept ${mesh.workDir}` : 'nothing is left: no namespaces, no processes, no files');
   }
-  return { measurements, failures: [...ui.failures], blocked, workDir: mesh.workDir };
+  return { measurements, failures: [...ui.failures], workDir: mesh.workDir, prefix: mesh.topo.prefix };
 }
 
 interface StoryContext {
@@ -75,7 +74,6 @@ interface StoryContext {
   requests: number;
   splitRequests: number;
   measurements: Record<string, unknown>;
-  blocked: string[];
 }
 
 async function tell(ui: DemoConsole, mesh: EmbeddedMesh, yaml: (f: string) => string, ctx: StoryContext): Promise<void> {
