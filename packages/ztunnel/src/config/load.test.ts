@@ -58,6 +58,14 @@ test('xDS and CA mode: Istio defaults for the root and token, headers and node m
   assert.deepEqual(loadConfig({ ...XDS, AUTH_TOKEN: 'eyJhbGciOi.x.y' }).authToken, { token: 'eyJhbGciOi.x.y' });
   // ISTIO_META_CLUSTER_ID wins over CLUSTER_ID, as in Istio.
   assert.equal(loadConfig({ ...XDS, CLUSTER_ID: 'a', ISTIO_META_CLUSTER_ID: 'b' }).clusterId, 'b');
+  // In the cluster-in-a-box the root and the token are where AMBIT_MOUNTS says their volumes are.
+  const mounted = loadConfig({
+    ...XDS, XDS_ROOT_CA: '/var/run/secrets/istio/root-cert.pem', CA_ROOT_CA: '/var/run/secrets/istio/root-cert.pem', AUTH_TOKEN: '/var/run/secrets/tokens/istio-token',
+    AMBIT_MOUNTS: JSON.stringify({ '/var/run/secrets/istio': '/pods/a/istiod-ca-cert', '/var/run/secrets/tokens': '/pods/a/istio-token' }),
+  });
+  assert.equal(mounted.xdsRootCaPath, '/pods/a/istiod-ca-cert/root-cert.pem');
+  assert.equal(mounted.caRootCaPath, '/pods/a/istiod-ca-cert/root-cert.pem');
+  assert.deepEqual(mounted.authToken, { file: '/pods/a/istio-token/istio-token' });
 });
 
 test('xDS mode needs the pod facts of the node id; bad addresses, both sources at once and on-demand are refused', () => {

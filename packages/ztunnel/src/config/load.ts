@@ -143,6 +143,16 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   for (const [k, v] of prefixed(ENV_PREFIX.istioMetaJson)) {
     try { proxyMetadata[k] = JSON.parse(v); } catch { problems.push(`${ENV_PREFIX.istioMetaJson}${k} is not valid JSON`); }
   }
+  // Well-known files (root certificate, token) are where the pod's volumes are mounted; in the cluster-in-a-box
+  // the kubelet announces those through AMBIT_MOUNTS instead (mountedPath).
+  const file = (path: string): string => {
+    try {
+      return mountedPath(path, env);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return path;
+    }
+  };
   const token = str(ENV.authToken, DEFAULT_AUTH_TOKEN_PATH)!;
   const drain = str(ENV.drainTimeout);
   const config: Config = {
@@ -154,18 +164,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rootNamespace: str(ENV.rootNamespace, 'istio-system')!,
     localXdsPath: str(ENV.localXdsPath),
     xdsAddress: str(ENV.xdsAddress),
-    xdsRootCaPath: str(ENV.xdsRootCa, DEFAULT_ROOT_CA_PATH)!,
+    xdsRootCaPath: file(str(ENV.xdsRootCa, DEFAULT_ROOT_CA_PATH)!),
     xdsHeaders: headers(ENV_PREFIX.xdsHeader),
     caAddress: str(ENV.caAddress),
-    caRootCaPath: str(ENV.caRootCa, DEFAULT_ROOT_CA_PATH)!,
+    caRootCaPath: file(str(ENV.caRootCa, DEFAULT_ROOT_CA_PATH)!),
     caHeaders: headers(ENV_PREFIX.caHeader),
     altCaHostname: str(ENV.altCaHostname),
-    authToken: token.includes('/') ? { file: token } : { token },
+    authToken: token.includes('/') ? { file: file(token) } : { token },
     instanceIp: str(ENV.instanceIp, '')!,
     podName: str(ENV.podName, '')!,
     podNamespace: str(ENV.podNamespace, '')!,
     proxyMetadata,
-    localCa: caCert && caKey ? { certPath: caCert, keyPath: caKey } : undefined,
+    localCa: caCert && caKey ? { certPath: file(caCert), keyPath: file(caKey) } : undefined,
     secretTtlSeconds: duration(ENV.secretTtl, 24 * 3600),
     adminAddress: addr(ENV.adminAddress, `127.0.0.1:${PORTS.admin}`),
     metricsAddress: addr(ENV.metricsAddress, `0.0.0.0:${PORTS.metrics}`),
