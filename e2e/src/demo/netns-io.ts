@@ -1,27 +1,9 @@
 // Sockets inside the topology's namespaces, from the demo process (which stays in the root netns): a loopback relay
 // that makes the controller's xDS/CA port (loopback-only in embedded mode) reachable on the loopback of each node
 // and waypoint namespace, and HTTP GETs to the agents' and waypoint's admin ports.
-//
-// @ambit/netns is loaded at run time: @ambit/e2e does not list it as a dependency yet, and a static import would
-// make a clean `turbo run build` depend on an unstated build order. The narrow interface below is what we use.
 import http from 'node:http';
 import type net from 'node:net';
-
-interface NetnsSockets {
-  connectInNetns(options: { netns: string; host: string; port: number }): net.Socket;
-  createServerInNetns(options: { netns: string; host?: string; port: number; reusePort?: boolean; onConnection?: (s: net.Socket) => void }): Promise<net.Server>;
-}
-
-let loaded: Promise<NetnsSockets> | undefined;
-
-/** The netns socket functions of @ambit/netns (built by `npm run build`). */
-export function netnsSockets(): Promise<NetnsSockets> {
-  loaded ??= (import('@ambit/netns' as string) as Promise<NetnsSockets>).catch((err: unknown) => {
-    loaded = undefined;
-    throw new Error(`cannot load @ambit/netns (is it built? run npx turbo run build): ${(err as Error).message}`, { cause: err });
-  });
-  return loaded;
-}
+import { connectInNetns, createServerInNetns } from '@ambit/netns';
 
 export interface LoopbackRelay {
   /** Connections relayed so far. */
@@ -34,7 +16,6 @@ export interface LoopbackRelay {
  * what a ClusterIP does for istiod in a cluster, for a controller that only listens on its own loopback.
  */
 export async function relayLoopback(fromNetns: string, toNetns: string, port: number, host = '127.0.0.1'): Promise<LoopbackRelay> {
-  const { connectInNetns, createServerInNetns } = await netnsSockets();
   let count = 0;
   const open = new Set<net.Socket>();
   const server = await createServerInNetns({
@@ -73,7 +54,6 @@ export async function relayLoopback(fromNetns: string, toNetns: string, port: nu
 
 /** GET http://host:port/path from inside a netns; resolves with status and body (bounded by timeoutMs). */
 export async function httpGetInNetns(netns: string, host: string, port: number, path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-  const { connectInNetns } = await netnsSockets();
   return await new Promise((resolve, reject) => {
     const req = http.request(
       { method: 'GET', host, port, path, timeout: timeoutMs, createConnection: () => connectInNetns({ netns, host, port }) },
