@@ -14,6 +14,7 @@ import { loadPlugin, type WaypointPlugin } from './plugins/plugin.js';
 import { createEndpointPicker } from './proxy/endpoints.js';
 import { createInboundHandler, type InboundHandler } from './proxy/inbound.js';
 import { createUpstreamPool, type UpstreamPool } from './proxy/upstream.js';
+import { createPolicyState, POLICY_VALIDATORS } from './proxy/policy-state.js';
 import { createConfigStore, type ConfigStore } from './state/config-store.js';
 import { createRequestMetrics, createRequestTelemetry } from './telemetry/request-telemetry.js';
 import { createTcpTelemetry } from './telemetry/tcp-telemetry.js';
@@ -59,8 +60,10 @@ export async function createWaypointApp(config: WaypointConfig, runtime: Waypoin
   const addressUpdater = createStateUpdater({ store: state });
   const configStore = createConfigStore({
     domainSuffix: config.domainSuffix, gatewayName: config.gatewayName, gatewayNamespace: config.podNamespace,
+    validators: POLICY_VALIDATORS,
     logger: logLevels.logger('config'),
   });
+  const policy = createPolicyState(configStore, { waypoint: { namespace: config.podNamespace, name: config.gatewayName } });
   const readiness = createReadiness();
   const external = runtime.discovery === 'external';
 
@@ -101,7 +104,7 @@ export async function createWaypointApp(config: WaypointConfig, runtime: Waypoin
   const upstream = createUpstreamPool({ hbone: hboneClient, sourceIdentity: config.identity, hbonePort: config.upstreamHbonePort, logger: logLevels.logger('upstream') });
   const metrics = createRequestMetrics(registry);
   const inbound: InboundHandler = createInboundHandler({
-    config, state, routes: configStore, endpoints: createEndpointPicker(state), upstream,
+    config, state, routes: configStore, policy, endpoints: createEndpointPicker(state), upstream,
     telemetry: createRequestTelemetry({ metrics, logger: logLevels.logger('access') }),
     tcpTelemetry: createTcpTelemetry({ registry, logger: logLevels.logger('access'), version: runtime.version }),
     plugins, logger: logLevels.logger('proxy'), ...(runtime.random ? { random: runtime.random } : {}),

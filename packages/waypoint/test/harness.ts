@@ -256,17 +256,20 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
     async request(authority, o = {}) {
       const stream = await h.tunnel(authority);
       return new Promise<Reply>((resolve, reject) => {
+        // Every request is bounded: a stuck exchange fails the test with its name instead of holding the run.
+        const timer = setTimeout(() => { stream.destroy(); reject(new Error(`request to ${authority}${o.path ?? '/'} got no complete response in 10 s`)); }, 10_000);
         const body = o.body === undefined ? undefined : Buffer.from(o.body);
         const req = http.request({
           createConnection: () => asHttp1Socket(stream) as unknown as net.Socket, method: o.method ?? 'GET', path: o.path ?? '/',
           headers: { host: o.host ?? 'echo', ...(body ? { 'content-length': String(body.length) } : {}), ...o.headers },
         }, (res) => {
           readBody(res).then((text) => {
+            clearTimeout(timer);
             stream.end();
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json: () => JSON.parse(text) as EchoBody });
           }, reject);
         });
-        req.on('error', reject);
+        req.on('error', (err) => { clearTimeout(timer); reject(err); });
         req.end(body);
       });
     },

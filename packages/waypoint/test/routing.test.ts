@@ -213,9 +213,10 @@ test('mesh consumer route applies only to clients in its namespace', async () =>
   const body = await new Promise<string>((resolve, reject) => {
     t.write('GET / HTTP/1.1\r\nhost: echo\r\nconnection: close\r\n\r\n');
     let text = '';
-    t.on('data', (c: Buffer) => { text += c; });
-    t.on('end', () => resolve(text));
+    const timer = setTimeout(() => reject(new Error(`no complete response in 10 s: ${text}`)), 10_000);
+    t.on('data', (c: Buffer) => { text += c; if (text.includes('"pod"')) { clearTimeout(timer); resolve(text); } });
     t.on('error', reject);
   });
+  t.destroy();
   assert.match(body, /"x-consumer":"yes"/);
 });

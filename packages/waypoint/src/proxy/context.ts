@@ -7,6 +7,7 @@ import type { WaypointPlugin } from '../plugins/plugin.js';
 import type { EndpointPicker } from './endpoints.js';
 import type { UpstreamPool } from './upstream.js';
 import type { TcpTelemetry } from '../telemetry/tcp-telemetry.js';
+import type { PolicyState } from './policy-state.js';
 
 /** Where the HBONE CONNECT pointed: a service VIP:port, a workload IP:port, or nothing we know. */
 export type InboundTarget =
@@ -34,6 +35,8 @@ export interface ProxyInputs {
   readonly config: WaypointConfig;
   readonly state: ProxyState;
   readonly routes: ConfigStore;
+  /** AuthorizationPolicy / RequestAuthentication in force. */
+  readonly policy: PolicyState;
   readonly endpoints: EndpointPicker;
   readonly upstream: UpstreamPool;
   readonly telemetry: RequestTelemetry;

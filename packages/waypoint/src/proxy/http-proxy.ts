@@ -6,6 +6,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { HEADERS } from '@ambit/api';
 import type { Service } from '@ambit/ztunnel';
 import { DEFAULT_RETRIES } from '../routing/compile.js';
+import { decideFault, FAULT_ABORT_BODY } from '../policy/index.js';
 import { applyHeaderOps, pickWeighted, redirectLocation, rewritePath, selectRoute, type RequestFacts } from '../routing/router.js';
 import type { CompiledRoute, Destination, RetryPolicy, ServiceKey, Subset, WeightedDestination } from '../routing/types.js';
 import { RESPONSE_FLAG, type RequestResult } from '../telemetry/request-telemetry.js';
@@ -57,7 +58,7 @@ export interface HttpProxy {
 }
 
 export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
-  const { config, state, routes, endpoints, upstream, telemetry, plugins } = inputs;
+  const { config, state, routes, endpoints, upstream, telemetry, plugins, policy } = inputs;
   const log = inputs.logger.child({ component: 'http' });
   const random = inputs.random ?? Math.random;
 
@@ -82,6 +83,14 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
     ctx.res.end(text);
     ctx.result.responseBytes += Buffer.byteLength(text);
     ctx.result.finish(status);
+  }
+
+  function localGrpcReply(ctx: Ctx, grpcStatus: number, message: string): void {
+    ctx.body.discard();
+    ctx.responded = true;
+    ctx.res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message) });
+    ctx.res.end();
+    ctx.result.finish(200, String(grpcStatus));
   }
 
   function facts(ctx: Ctx, port: number, path: string, query: URLSearchParams): RequestFacts {
@@ -324,8 +333,11 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
     const { conn } = ctx;
     const target = conn.target;
     const q = ctx.rawPath.indexOf('?');
-    const path = q >= 0 ? ctx.rawPath.slice(0, q) : ctx.rawPath;
+    // Istio's default path normalization (BASE: RFC 3986 dot segments removed, slashes not merged) applies to
+    // routing, policy and the path sent upstream alike, so `/public/../admin` is treated as `/admin` everywhere.
+    const path = removeDotSegments(q >= 0 ? ctx.rawPath.slice(0, q) : ctx.rawPath);
     const rawQuery = q >= 0 ? ctx.rawPath.slice(q) : '';
+    const normalizedPath = path + rawQuery;
     const query = new URLSearchParams(rawQuery);
     if (target.kind === 'unknown') {
       ctx.result.set({ upstreamFailureReason: target.reason });
@@ -336,17 +348,41 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
       ctx.result.flag(RESPONSE_FLAG.localReply);
       return localReply(ctx, reply.status, reply.body ?? '', undefined, reply.headers ?? {});
     }
+    // RequestAuthentication, then AuthorizationPolicy (Envoy's filter order: jwt_authn before rbac).
+    const destinationService = target.kind === 'service' ? { kind: 'Service' as const, namespace: target.service.namespace, name: target.service.name } : undefined;
+    const jwt = await policy.jwt().authenticate({ headers: ctx.headers, path: normalizedPath, ...(destinationService ? { destinationService } : {}) });
+    if (!jwt.ok) {
+      ctx.result.set({ upstreamFailureReason: jwt.reason });
+      return localReply(ctx, jwt.status, jwt.body, undefined, { ...jwt.headers });
+    }
+    if (!jwt.anonymous) {
+      for (const k of jwt.removeHeaders) delete ctx.headers[k];
+      for (const [k, v] of Object.entries(jwt.setHeaders)) ctx.headers[k] = v;
+    }
+    const authz = policy.authz().evaluate({
+      ...(conn.peerIdentity ? { sourcePrincipal: conn.peerIdentity } : {}),
+      sourceIp: conn.sourceAddress,
+      destinationIp: hostOf(conn.hboneAuthority).replace(/^\[|\]$/g, ''),
+      destinationPort: target.port,
+      host: ctx.authority, method: ctx.method, path, headers: ctx.headers,
+      ...(!jwt.anonymous ? { auth: jwt.identity } : {}),
+      ...(destinationService ? { destinationService } : {}),
+    });
+    if (authz.decision === 'deny') {
+      ctx.result.set({ upstreamFailureReason: `${authz.policy ?? 'policy'}: ${authz.reason}` });
+      return localReply(ctx, 403, 'RBAC: access denied', RESPONSE_FLAG.rbacDenied);
+    }
     if (target.kind === 'workload') {
       // Workload-addressed traffic (pod IP:port): no service routes apply; straight to that workload.
       ctx.result.set({ destinationWorkload: target.workload });
-      return forward(ctx, undefined, undefined, { workloadEndpoint: endpoints.workloadEndpoint(target.workload, target.address, target.port), port: target.port }, ctx.rawPath, ctx.authority, ctx.headers);
+      return forward(ctx, undefined, undefined, { workloadEndpoint: endpoints.workloadEndpoint(target.workload, target.address, target.port), port: target.port }, normalizedPath, ctx.authority, ctx.headers);
     }
     const { service, port } = target;
     ctx.result.set({ destinationService: keyOfService(service), destinationPort: port });
     const table = routes.current().routesFor(keyOfService(service), port, { ...(conn.sourceNamespace ? { sourceNamespace: conn.sourceNamespace } : {}) });
     if (!table) {
       // No route object for this service: pass through to its endpoints (DestinationRule still applies).
-      return forward(ctx, undefined, undefined, { service, port }, ctx.rawPath, ctx.authority, ctx.headers);
+      return forward(ctx, undefined, undefined, { service, port }, normalizedPath, ctx.authority, ctx.headers);
     }
     const f = facts(ctx, port, path, query);
     const m = selectRoute(table, f);
@@ -365,6 +401,15 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
       applyHeaderOps(headers, route.responseHeaders);
       return localReply(ctx, action.status, action.body ?? '', undefined, toOutgoing(headers));
     }
+    if (route.fault) {
+      const fault = decideFault(route.fault, random);
+      for (const f of fault.responseFlags) ctx.result.flag(f === 'DI' ? RESPONSE_FLAG.delayInjected : RESPONSE_FLAG.faultInjected);
+      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.abort) {
+        if ('httpStatus' in fault.abort) return localReply(ctx, fault.abort.httpStatus, FAULT_ABORT_BODY);
+        return localGrpcReply(ctx, fault.abort.grpcStatus, FAULT_ABORT_BODY);
+      }
+    }
     const dest = pickWeighted(action.destinations, random);
     if (!dest) return localReply(ctx, 503, 'no destination with weight', RESPONSE_FLAG.noHealthyUpstream);
     const resolved = resolveDestination(dest, port);
@@ -375,7 +420,7 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
     const headers = ctx.headers;
     applyHeaderOps(headers, route.requestHeaders);
     applyHeaderOps(headers, dest.requestHeaders);
-    let upstreamPath = ctx.rawPath;
+    let upstreamPath = normalizedPath;
     if (route.rewrite?.path) upstreamPath = rewritePath(route.rewrite.path, path, matcher) + rawQuery;
     const authority = route.rewrite?.authority ?? ctx.authority;
     for (const mirror of route.mirrors) {
@@ -420,6 +465,25 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
       });
     },
   };
+}
+
+/** RFC 3986 §5.2.4 remove_dot_segments; percent-encoded dots are left alone (Envoy decodes nothing by default). */
+export function removeDotSegments(path: string): string {
+  if (!path.includes('.')) return path;
+  const out: string[] = [];
+  const segments = path.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if (seg === '.') { if (i === segments.length - 1) out.push(''); continue; }
+    if (seg === '..') {
+      if (out.length > 1) out.pop();
+      if (i === segments.length - 1) out.push('');
+      continue;
+    }
+    out.push(seg);
+  }
+  const joined = out.join('/');
+  return joined.startsWith('/') ? joined : `/${joined}`;
 }
 
 function hostOf(authority: string): string {

@@ -10,6 +10,7 @@ import type {
   RequestMatcher, RetryPolicy, RouteAction, StringMatcher, Subset, WeightedDestination,
 } from './types.js';
 import { NO_HEADER_OPS } from './types.js';
+import { compileFault } from '../policy/index.js';
 
 export interface CompileOptions {
   /** DNS domain of services: `cluster.local`. */
@@ -191,7 +192,7 @@ function compileHttpRoute(h: Obj, at: string, ns: string, key: string, options: 
     mirrors,
     ...(timeoutMs ? { timeoutMs } : {}),
     ...(retries ? { retries } : {}),
-    ...(h.fault !== undefined && h.fault !== null ? { fault: obj(h.fault, `${at}.fault`) } : {}),
+    ...(h.fault !== undefined && h.fault !== null ? { fault: compileFault(h.fault, { object: `VirtualService ${key}`, field: `${at}.fault` }) } : {}),
   };
 }
 

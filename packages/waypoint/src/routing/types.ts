@@ -1,3 +1,5 @@
+import type { FaultPolicy } from '../policy/index.js';
+
 /**
  * The waypoint's compiled routing model. VirtualService, DestinationRule, HTTPRoute and GRPCRoute objects are
  * compiled into these plain, frozen structures once per configuration change (routing/compile.ts); the data path
@@ -117,8 +119,8 @@ export interface CompiledRoute {
   readonly timeoutMs?: number;
   /** undefined: the default policy applies; attempts 0: retries off. */
   readonly retries?: RetryPolicy;
-  /** The VirtualService `fault` block, as written (policy/ decides). */
-  readonly fault?: unknown;
+  /** The VirtualService `fault` block, compiled by policy/faults.ts. */
+  readonly fault?: FaultPolicy;
 }
 
 export type RouteSource = 'VirtualService' | 'HTTPRoute' | 'GRPCRoute';

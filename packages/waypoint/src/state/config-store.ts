@@ -3,7 +3,7 @@
 // object that fails keeps its last good compiled version (and is reported by name and field, so xDS can NACK it),
 // and the data path's CompiledConfig is replaced in one assignment: a request sees the old table or the new one,
 // never a mix.
-import { configObjectName, describeObject, isWatchedKind, L7_CONFIG_KINDS, type KubeObject } from '@ambit/api';
+import { ConfigError, configObjectName, describeObject, isWatchedKind, L7_CONFIG_KINDS, type KubeObject } from '@ambit/api';
 import { compileObject, type CompileOptions, type CompiledPiece } from '../routing/compile.js';
 import { FieldError } from '../routing/fields.js';
 import { indexConfig } from '../routing/index-config.js';
@@ -68,6 +68,8 @@ export function createConfigStore(options: ConfigStoreOptions): ConfigStore {
   }
 
   function diagnostic(name: string, o: KubeObject | undefined, err: unknown): Diagnostic {
+    // Policy compile errors (ConfigError) already name the object and field.
+    if (err instanceof ConfigError) return { name, message: err.message };
     const what = o ? describeObject(o) : name;
     const detail = err instanceof FieldError ? err.message : `${(err as Error).message}`;
     return { name, message: `${what}: ${detail}` };
@@ -96,7 +98,7 @@ export function createConfigStore(options: ConfigStoreOptions): ConfigStore {
         rejected.push(d);
         failing.set(name, d);
         options.logger?.warn({ resource: name, kept: prev ? 'last good version' : 'none' }, d.message);
-        if (!(err instanceof FieldError)) options.logger?.error({ err, resource: name }, 'unexpected error compiling a configuration object');
+        if (!(err instanceof FieldError) && !(err instanceof ConfigError)) options.logger?.error({ err, resource: name }, 'unexpected error compiling a configuration object');
       }
     }
     if (changed) {
