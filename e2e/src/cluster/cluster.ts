@@ -35,6 +35,8 @@ export interface StartClusterOptions extends ControlPlaneOptions {
   nodes?: number;
   /** Images for the kubelets (default: the kubelet's default registry). */
   imageRegistry?: ImageRegistry;
+  /** Host paths that are each node's own directory under its node root (default: the kubelet's DEFAULT_NODE_LOCAL_PATHS). */
+  nodeLocalPaths?: readonly string[];
   /** kube-proxy in every node and CoreDNS behind kube-dns 10.96.0.10; default true when nodes > 0. */
   services?: boolean;
   /** Node agents' and cluster services' log lines. */
@@ -243,6 +245,17 @@ export class Cluster {
   }
 
   /**
+   * Where host path `path` is on node `nodeName` in this box's filesystem: `<node root><path>` for node-local paths
+   * (/etc/cni/net.d, /opt/cni/bin, /var/run/ambit, /var/lib/ambit by default), the path itself for host-global ones.
+   * Tests read what a DaemonSet wrote on one node through it.
+   */
+  nodeHostPath(nodeName: string, path: string): string {
+    const kubelet = this.nodePool?.kubeletFor(nodeName);
+    if (!kubelet) throw new ClusterFeatureUnavailableError(`host path ${path} on node ${nodeName}: the cluster has no such node (${this.nodeCount} node(s))`);
+    return kubelet.hostPath(path);
+  }
+
+  /**
    * Writes every control-plane component's log into `dir` (a failing test's artifacts), plus each node's pod
    * logs (`node-N-pods/`); returns the files and directories.
    */
@@ -322,7 +335,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   let pool: NodePool | undefined;
   let services: ClusterServices | undefined;
   try {
-    pool = await startNodePool(controlPlane, nodes, { ...(options.imageRegistry ? { imageRegistry: options.imageRegistry } : {}), ...(options.log ? { log: options.log } : {}) });
+    pool = await startNodePool(controlPlane, nodes, {
+      ...(options.imageRegistry ? { imageRegistry: options.imageRegistry } : {}),
+      ...(options.nodeLocalPaths ? { nodeLocalPaths: options.nodeLocalPaths } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    });
     await controlPlane.waitUntil(`${nodes} node(s) Ready`, async () => {
       const list = await controlPlane.client.find<{ items: { status?: { conditions?: Condition[] } }[] }>('/api/v1/nodes');
       const ready = (list?.items ?? []).filter((n) => (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'));

@@ -1,6 +1,8 @@
-// The nodes of a cluster-in-a-box: the netns topology (one node netns per Kubernetes node), a CNI conflist per
-// node (ambit-bridge, as kubelet/kubelet.e2e.test.ts writes it) and one of our kubelets per node, acting with node
-// credentials (CN=system:node:<name>, O=system:nodes). stop() stops the kubelets (pods torn down: processes, CNI
+// The nodes of a cluster-in-a-box: the netns topology (one node netns per Kubernetes node), a root directory per
+// node (`<dir>/node-<N>/root`: node-local hostPaths such as /etc/cni/net.d and /opt/cni/bin live under it, so
+// DaemonSet pods on different nodes see different directories), the primary CNI conflist in the node's
+// /etc/cni/net.d (ambit-bridge, as kubelet/kubelet.e2e.test.ts writes it) and one of our kubelets per node, acting
+// with node credentials (CN=system:node:<name>, O=system:nodes). stop() stops the kubelets (pods torn down: processes, CNI
 // DEL, netns) and then destroys the topology; a failed start undoes what it had started.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,16 +20,24 @@ export interface NodePoolOptions {
   imageRegistry?: ImageRegistry;
   /** Extra CNI plugins chained after ambit-bridge (e.g. the Ambit CNI plugin), per node index. */
   chainedPlugins?: (nodeIndex: number) => object[];
+  /** Plugin directories searched after the node's own /opt/cni/bin and the built-in e2e/bin. */
   cniBinDirs?: readonly string[];
+  /** Host paths that are each node's own (kubelet option; default DEFAULT_NODE_LOCAL_PATHS). */
+  nodeLocalPaths?: readonly string[];
   log?: (line: string) => void;
 }
+
+/** Name of the primary conflist in each node's /etc/cni/net.d. */
+export const PRIMARY_CONFLIST = '10-ambit.conflist';
 
 export interface NodePool {
   readonly topology: Topology;
   readonly kubelets: readonly Kubelet[];
-  /** Holds CNI confs, IPAM state and per-node pod logs. */
+  /** Holds the node roots (CNI confs and binaries, IPAM state) and per-node pod logs. */
   readonly dir: string;
   nodeName(index: number): string;
+  /** The root directory of node `index` (1-based): node-local host path P is `<nodeRoot>P`. */
+  nodeRoot(index: number): string;
   kubeletFor(nodeName: string): Kubelet | undefined;
   /** Copies every node's pod logs (one directory per node) and the cluster services' logs into `dir`. */
   copyLogsTo(dir: string): string[];
@@ -35,6 +45,7 @@ export interface NodePool {
 }
 
 export const nodeNameOf = (index: number): string => `node-${index}`;
+const nodeRootOf = (dir: string, index: number): string => join(dir, `node-${index}`, 'root');
 
 export async function startNodePool(cp: ControlPlane, count: number, options: NodePoolOptions = {}): Promise<NodePool> {
   const dir = mkdtempSync(join(tmpdir(), 'ambit-nodes-'));
@@ -59,15 +70,17 @@ export async function startNodePool(cp: ControlPlane, count: number, options: No
     const topo = topology;
     for (let n = 1; n <= count; n++) {
       const node = topo.node(n);
-      const confDir = join(dir, `cni-n${n}`);
+      const root = nodeRootOf(dir, n);
+      const confDir = join(root, 'etc/cni/net.d');
       mkdirSync(confDir, { recursive: true });
+      mkdirSync(join(root, 'opt/cni/bin'), { recursive: true });
       writeFileSync(
-        join(confDir, '10-ambit.conflist'),
+        join(confDir, PRIMARY_CONFLIST),
         JSON.stringify({
           cniVersion: '1.0.0',
           name: 'ambit',
           plugins: [
-            { type: 'ambit-bridge', bridge: node.bridge, hostNetns: node.netns, ipam: { subnet: node.podCidr, gateway: node.bridgeIp, dataDir: join(dir, 'ipam', `n${n}`) } },
+            { type: 'ambit-bridge', bridge: node.bridge, hostNetns: node.netns, ipam: { subnet: node.podCidr, gateway: node.bridgeIp, dataDir: join(root, 'var/lib/cni/networks/ambit') } },
             ...(options.chainedPlugins?.(n) ?? []),
           ],
         }),
@@ -80,7 +93,9 @@ export async function startNodePool(cp: ControlPlane, count: number, options: No
           nodeName: name,
           nodeIndex: n,
           topology: topo,
-          cniConfDir: confDir,
+          nodeRoot: root,
+          ...(options.nodeLocalPaths ? { nodeLocalPaths: options.nodeLocalPaths } : {}),
+          // The node's <root>/opt/cni/bin comes first (the kubelet adds it), then the built-in plugins.
           cniBinDir: [BIN_DIR, ...(options.cniBinDirs ?? [])],
           logDir: join(dir, `logs-n${n}`),
           restartBackoff: { baseMs: 500, maxMs: 5000 },
@@ -99,6 +114,10 @@ export async function startNodePool(cp: ControlPlane, count: number, options: No
     kubelets,
     dir,
     nodeName: nodeNameOf,
+    nodeRoot: (index) => {
+      if (!Number.isInteger(index) || index < 1 || index > count) throw new RangeError(`nodeRoot: node index ${index} is not 1..${count}`);
+      return nodeRootOf(dir, index);
+    },
     kubeletFor: (name) => kubelets.find((k) => k.nodeName === name),
     copyLogsTo(out) {
       const files: string[] = [];

@@ -16,7 +16,7 @@ import { registerNode, renewLease, updateNodeStatus, type NodeFacts } from './no
 import { graceMs, PodWorker } from './pod-worker.js';
 import { createSandboxManager } from './sandbox.js';
 import { buildPodStatus, statusKey } from './status.js';
-import { prepareVolumes, refreshTokens, type VolumeApi, type WrittenToken } from './volumes.js';
+import { DEFAULT_NODE_LOCAL_PATHS, hostPathOnNode, prepareVolumes, refreshTokens, type HostPathMapping, type VolumeApi, type WrittenToken } from './volumes.js';
 import { createWorkQueue } from './work-queue.js';
 
 export interface KubeletOptions {
@@ -29,10 +29,24 @@ export interface KubeletOptions {
   /** Index N of the topology node this kubelet runs: podCIDR 10.0.N.0/24, netns `<prefix>-n<N>`. */
   nodeIndex: number;
   topology: Topology;
-  /** Directory holding the CNI network configuration (the lexically first *.conflist/*.conf wins). */
-  cniConfDir: string;
-  /** Directories searched for plugin executables (CNI_PATH). */
+  /**
+   * Directory holding the CNI network configuration (the lexically first *.conflist/*.conf wins). Default, with
+   * `nodeRoot`: `<nodeRoot>/etc/cni/net.d`, the directory a DaemonSet's hostPath /etc/cni/net.d is on this node.
+   */
+  cniConfDir?: string;
+  /**
+   * Directories searched for plugin executables (CNI_PATH). With `nodeRoot`, `<nodeRoot>/opt/cni/bin` comes first
+   * (where a DaemonSet installs plugins through hostPath /opt/cni/bin), then these.
+   */
   cniBinDir: string | readonly string[];
+  /**
+   * The node's own root directory. hostPath volumes under `nodeLocalPaths` are `<nodeRoot><path>` on this node, so
+   * DaemonSet pods on different nodes of the box see different directories, as on real nodes. Absent: every
+   * hostPath is the host's path, shared by all nodes.
+   */
+  nodeRoot?: string;
+  /** Paths that are the node's own (default DEFAULT_NODE_LOCAL_PATHS: CNI conf/bin dirs, /var/run/ambit, /var/lib/ambit). */
+  nodeLocalPaths?: readonly string[];
   /** Images -> local programs; default `createImageRegistry()`. */
   imageRegistry?: ImageRegistry;
   /** Per-pod logs and volumes go under `<logDir>/pods`; the kubelet's own log lines to `log`. */
@@ -51,6 +65,10 @@ export interface KubeletOptions {
 export interface Kubelet {
   readonly nodeName: string;
   readonly node: TopologyNode;
+  /** Where host path `path` is on this node (under the node root when node-local). */
+  hostPath(path: string): string;
+  /** The CNI conf dir this kubelet reads. */
+  readonly cniConfDir: string;
   /** Worker of a pod by uid (tests inspect PIDs and the sandbox). */
   worker(uid: string): PodWorker | undefined;
   /** Stops watching and heartbeating, and tears down every pod (processes, CNI DEL, netns). The Node object stays. */
@@ -73,9 +91,18 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     capacity: options.capacity ?? { cpu: '8', memory: '16Gi', pods: '110' },
     ...(options.labels ? { labels: options.labels } : {}),
   };
+  const hostPaths: HostPathMapping | undefined = options.nodeRoot
+    ? { nodeRoot: options.nodeRoot, nodeLocalPaths: options.nodeLocalPaths ?? DEFAULT_NODE_LOCAL_PATHS }
+    : undefined;
+  const confDir = options.cniConfDir ?? (hostPaths ? hostPathOnNode('/etc/cni/net.d', hostPaths) : undefined);
+  if (!confDir) throw new Error(`kubelet ${options.nodeName}: cniConfDir or nodeRoot is required`);
+  const extraBinDirs = typeof options.cniBinDir === 'string' ? [options.cniBinDir] : options.cniBinDir;
+  const nodeBinDir = hostPaths ? hostPathOnNode('/opt/cni/bin', hostPaths) : undefined;
+  if (nodeBinDir) mkdirSync(nodeBinDir, { recursive: true });
+  mkdirSync(confDir, { recursive: true });
   const cni = createCniRuntime({
-    confDir: options.cniConfDir,
-    binDirs: typeof options.cniBinDir === 'string' ? [options.cniBinDir] : options.cniBinDir,
+    confDir,
+    binDirs: nodeBinDir ? [nodeBinDir, ...extraBinDirs.filter((d) => d !== nodeBinDir)] : extraBinDirs,
     log: klog,
   });
   const sandboxes = createSandboxManager({ prefix: options.topology.prefix, nodeIndex: options.nodeIndex, cni });
@@ -210,7 +237,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       event: (type, reason, message, fieldPath) => postEvent(current(), type, reason, message, fieldPath),
       fetchSources,
       prepareVolumes: async (p, dir) => {
-        const r = await prepareVolumes(p, dir, volumeApi);
+        const r = await prepareVolumes(p, dir, volumeApi, hostPaths);
         tokens.set(uid, r.tokens);
         return r.envFor;
       },
@@ -304,6 +331,8 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
   return {
     nodeName: options.nodeName,
     node,
+    hostPath: (path) => hostPathOnNode(path, hostPaths),
+    cniConfDir: confDir,
     worker: (uid) => workers.get(uid),
     async stop() {
       if (stopped) return;

@@ -7,9 +7,15 @@
 //   AMBIT_TOKEN_PATH_<NAME>          file of the (first) service-account token in projected volume <name>
 //   AMBIT_SERVICEACCOUNT_DIR         directory mounted at /var/run/secrets/kubernetes.io/serviceaccount, if any
 // Programs that read a well-known path (the Ambit agents) take the path from these.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
+//
+// hostPath volumes: all nodes of the box share one filesystem, but on a real cluster a DaemonSet pod on node-1 and
+// one on node-2 that mount /etc/cni/net.d see two different directories. So paths that are node-local on a real
+// node (HostPathMapping.nodeLocalPaths: CNI conf and bin dirs, Ambit's run and state dirs) are mapped under the
+// node's own root directory (`<nodeRoot><path>`); paths that are host-global (/proc, /var/run/netns, /sys/fs/cgroup)
+// stay the host's own. The hostPath `type` is checked (and DirectoryOrCreate/FileOrCreate created) as the kubelet does.
+import { closeSync, mkdirSync, openSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
 
 export const SERVICEACCOUNT_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -19,6 +25,87 @@ export interface VolumeApi {
   configMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** Secret data, base64-decoded. */
   secret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+}
+
+/** Where a node's node-local hostPaths live (absent: every hostPath is the host's own path). */
+export interface HostPathMapping {
+  /** The node's root directory: node-local path P is `<nodeRoot>P`. */
+  nodeRoot: string;
+  /** Absolute paths (and everything under them) that belong to the node rather than the host. */
+  nodeLocalPaths: readonly string[];
+}
+
+/** Paths a real node has to itself that DaemonSets mount (CNI installers, the Ambit agent). */
+export const DEFAULT_NODE_LOCAL_PATHS: readonly string[] = Object.freeze(['/etc/cni/net.d', '/opt/cni/bin', '/var/run/ambit', '/var/lib/ambit']);
+
+const within = (path: string, root: string): boolean => {
+  const r = root.replace(/\/+$/, '');
+  return path === r || path.startsWith(`${r}/`);
+};
+
+/** The directory or file backing a hostPath on this node: under the node root when node-local, else the host path. */
+export function hostPathOnNode(path: string, mapping: HostPathMapping | undefined): string {
+  if (!path.startsWith('/')) throw new Error(`hostPath.path ${JSON.stringify(path)} must be absolute`);
+  const normalized = posix.normalize(path);
+  if (!mapping || !mapping.nodeLocalPaths.some((p) => within(normalized, p))) return normalized;
+  return join(mapping.nodeRoot, normalized);
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Resolves a hostPath volume on this node and applies its `type` as the kubelet does: DirectoryOrCreate creates the
+ * directory (0755, parents too), FileOrCreate an empty file (0644; its directory must exist, as in Kubernetes), and
+ * the other types must already be what they name. Returns the path the volume stands for.
+ */
+export function prepareHostPath(volume: string, source: { path: string; type?: string }, mapping: HostPathMapping | undefined): string {
+  const path = hostPathOnNode(source.path, mapping);
+  const type = source.type ?? '';
+  const where = `hostPath volume "${volume}" (${source.path}${path !== source.path ? ` -> ${path}` : ''})`;
+  const st = statOrUndefined(path);
+  const mustBe = (ok: boolean, what: string) => {
+    if (!ok) throw new Error(`${where}: hostPath type check failed: ${source.path} is not ${what}`);
+  };
+  switch (type) {
+    case '':
+      break;
+    case 'DirectoryOrCreate':
+      if (st) mustBe(st.isDirectory(), 'a directory');
+      else mkdirSync(path, { recursive: true, mode: 0o755 });
+      break;
+    case 'Directory':
+      mustBe(st?.isDirectory() === true, 'a directory');
+      break;
+    case 'FileOrCreate':
+      if (st) mustBe(st.isFile(), 'a file');
+      else {
+        mustBe(statOrUndefined(dirname(path))?.isDirectory() === true, `creatable: its directory ${dirname(source.path)} does not exist`);
+        closeSync(openSync(path, 'a', 0o644));
+      }
+      break;
+    case 'File':
+      mustBe(st?.isFile() === true, 'a file');
+      break;
+    case 'Socket':
+      mustBe(st?.isSocket() === true, 'a socket');
+      break;
+    case 'CharDevice':
+      mustBe(st?.isCharacterDevice() === true, 'a character device');
+      break;
+    case 'BlockDevice':
+      mustBe(st?.isBlockDevice() === true, 'a block device');
+      break;
+    default:
+      throw new Error(`${where}: unknown hostPath type ${JSON.stringify(type)}`);
+  }
+  return path;
 }
 
 export function envName(volume: string): string {
@@ -73,16 +160,23 @@ export interface WrittenToken {
   request: Parameters<VolumeApi['requestToken']>[0];
 }
 
-/** Fills every volume of the pod; returns a function giving a container's mount env, and the tokens written. */
-export async function prepareVolumes(pod: V1Pod, podDir: string, api: VolumeApi): Promise<{ envFor: (c: V1Container) => Record<string, string>; tokens: WrittenToken[] }> {
+/**
+ * Fills every volume of the pod; returns a function giving a container's mount env, and the tokens written.
+ * `hostPaths` maps node-local hostPaths under the node's root (absent: hostPaths are the host's own paths).
+ */
+export async function prepareVolumes(pod: V1Pod, podDir: string, api: VolumeApi, hostPaths?: HostPathMapping): Promise<{ envFor: (c: V1Container) => Record<string, string>; tokens: WrittenToken[] }> {
   const namespace = pod.metadata?.namespace ?? 'default';
   const dirs = new Map<string, string>();
   const tokenFiles = new Map<string, string>();
   const tokens: WrittenToken[] = [];
   for (const v of pod.spec?.volumes ?? []) {
+    if (v.hostPath) {
+      dirs.set(v.name, prepareHostPath(v.name, v.hostPath, hostPaths));
+      continue;
+    }
     const dir = join(podDir, 'volumes', v.name);
     mkdirSync(dir, { recursive: true });
-    dirs.set(v.name, volumeDir(v, dir));
+    dirs.set(v.name, dir);
     if (v.projected) {
       for (const s of v.projected.sources ?? []) {
         if (s.serviceAccountToken) {
@@ -114,7 +208,7 @@ export async function prepareVolumes(pod: V1Pod, podDir: string, api: VolumeApi)
     } else if (v.downwardAPI) {
       for (const it of v.downwardAPI.items ?? []) if (it.fieldRef) writeFile(dir, it.path, fieldValue(pod, it.fieldRef.fieldPath));
     }
-    // emptyDir: the directory itself; hostPath: the host path (volumeDir); others: an empty directory.
+    // emptyDir: the directory itself; others: an empty directory. (hostPath was handled above.)
   }
   const envFor = (c: V1Container): Record<string, string> => {
     const env: Record<string, string> = {};
@@ -133,10 +227,6 @@ export async function prepareVolumes(pod: V1Pod, podDir: string, api: VolumeApi)
     return env;
   };
   return { envFor, tokens };
-}
-
-function volumeDir(v: V1Volume, dir: string): string {
-  return v.hostPath?.path ?? dir;
 }
 
 /** Rewrites tokens that reached their refresh time; returns how many were refreshed. */
