@@ -343,11 +343,6 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
       ctx.result.set({ upstreamFailureReason: target.reason });
       return localReply(ctx, 404, 'no route: unknown destination', RESPONSE_FLAG.noRoute);
     }
-    const reply = await runPluginsOnRequest(ctx);
-    if (reply) {
-      ctx.result.flag(RESPONSE_FLAG.localReply);
-      return localReply(ctx, reply.status, reply.body ?? '', undefined, reply.headers ?? {});
-    }
     // RequestAuthentication, then AuthorizationPolicy (Envoy's filter order: jwt_authn before rbac).
     const destinationService = target.kind === 'service' ? { kind: 'Service' as const, namespace: target.service.namespace, name: target.service.name } : undefined;
     const jwt = await policy.jwt().authenticate({ headers: ctx.headers, path: normalizedPath, ...(destinationService ? { destinationService } : {}) });
@@ -371,6 +366,12 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
     if (authz.decision === 'deny') {
       ctx.result.set({ upstreamFailureReason: `${authz.policy ?? 'policy'}: ${authz.reason}` });
       return localReply(ctx, 403, 'RBAC: access denied', RESPONSE_FLAG.rbacDenied);
+    }
+    // Plugins see requests that policy allowed.
+    const reply = await runPluginsOnRequest(ctx);
+    if (reply) {
+      ctx.result.flag(RESPONSE_FLAG.localReply);
+      return localReply(ctx, reply.status, reply.body ?? '', undefined, reply.headers ?? {});
     }
     if (target.kind === 'workload') {
       // Workload-addressed traffic (pod IP:port): no service routes apply; straight to that workload.
