@@ -9,6 +9,8 @@ import { watchLocalConfig, type LocalConfigWatcher } from './discovery/local-con
 import { buildXdsNode, createXdsClient, type XdsClient } from './discovery/xds-client.js';
 import { createGrpcCaClient } from './identity/ca-client.js';
 import { createLocalCaClient, SecretManager, type CaClient } from './identity/secret-manager.js';
+import { createDaemonSetLookup, decideUninstall } from './cni/install-decision.js';
+import { createCniInstaller, type CniInstaller } from './cni/install.js';
 import { createEnrollmentServer, type EnrollmentServer } from './inpod/enrollment-api.js';
 import { createPodEnrollment, type PodEnrollment } from './inpod/pod-enrollment.js';
 import { createPodRegistry } from './inpod/pod-registry.js';
@@ -76,17 +78,52 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   const podRegistry = createPodRegistry({ path: config.podSnapshotPath, logger: logLevels.logger('inpod') });
   // Kubernetes mode: the Pod and Namespace labels decide what is captured, running pods are captured and released
   // as labels change, and captured pods are annotated. Without it, every pod the CNI plugin sends is captured.
-  const ambient: AmbientEnrollment | undefined = config.kubernetes ? createAmbientEnrollment({
+  const kubeConfig = config.kubernetes ? createKubeConfig(config.kubernetes.connection) : undefined;
+  const ambient: AmbientEnrollment | undefined = config.kubernetes && kubeConfig ? createAmbientEnrollment({
     nodeName: config.nodeName,
-    api: createNodeAgentApi(createKubeConfig(config.kubernetes.connection)),
+    api: createNodeAgentApi(kubeConfig),
     finder: createNetnsFinder({ procDir: config.kubernetes.procDir, netnsDir: config.kubernetes.netnsDir, logger: logLevels.logger('k8s') }),
     logger: logLevels.logger('k8s'),
   }) : undefined;
   const enrollment = createPodEnrollment({ capturer: ambient ? ambient.wrapCapturer(pods) : pods, registry: podRegistry, logger: logLevels.logger('inpod') });
   const enrollServer: EnrollmentServer = createEnrollmentServer({ socketPath: config.cniSocketPath, enrollment, logger: logLevels.logger('inpod') });
+  // The chained CNI plugin on this node (istio-cni's install-cni): installed once pods can be enrolled, kept in place
+  // while the agent runs, and taken out at exit only when this is an uninstall (cni/install-decision.ts).
+  const cniInstaller: CniInstaller | undefined = config.cniInstall ? createCniInstaller({
+    confDir: config.cniInstall.confDir,
+    binDir: config.cniInstall.binDir,
+    entry: {
+      type: 'ambit-cni',
+      // The path the agent bound is the node's path too: the run dir is a hostPath mounted at the same path (and in
+      // the cluster-in-a-box AMBIT_MOUNTS already gave the node's directory).
+      agentSocket: config.cniSocketPath,
+      logLevel: config.cniInstall.pluginLogLevel,
+      excludeNamespaces: config.cniInstall.excludeNamespaces,
+    },
+    logger: logLevels.logger('cni-install'),
+  }) : undefined;
+  const daemonSet = config.cniInstall?.uninstallOnExit === 'auto' && kubeConfig
+    ? createDaemonSetLookup({ kubeConfig, podNamespace: config.podNamespace, podName: config.podName })
+    : undefined;
+  let cniStarted = false;
   let watcher: LocalConfigWatcher | undefined;
   let admin: AdminServers | undefined;
   let shuttingDown: Promise<void> | undefined;
+
+  // Decided after our enrollment server closed, so only another agent can answer on the socket.
+  const finishCniInstall = async (installer: CniInstaller): Promise<void> => {
+    const cniLog = logLevels.logger('cni-install');
+    try {
+      await installer.stop();
+      const decision = await decideUninstall({
+        mode: config.cniInstall!.uninstallOnExit, socketPath: config.cniSocketPath, ...(daemonSet ? { daemonSet: () => daemonSet.state() } : {}),
+      });
+      cniLog.info({ uninstall: decision.uninstall, reason: decision.reason }, decision.uninstall ? `removing the CNI plugin: ${decision.reason}` : `leaving the CNI plugin installed: ${decision.reason}`);
+      if (decision.uninstall) await installer.uninstall();
+    } catch (err) {
+      cniLog.error({ err }, `CNI plugin uninstall failed: ${(err as Error).message}`);
+    }
+  };
 
   const certificates = (): CertificateInfo[] => secrets.list().map((c) =>
     describeCertifiedKey(c, c.state === 'available' ? 'Available' : c.state === 'initializing' ? 'Initializing' : `Unavailable: ${c.lastError ?? 'unknown'}`));
@@ -127,6 +164,15 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
       await enrollServer.listen();
       const restored = await enrollment.restore();
       ambient?.reconcileAll(enrollment);
+      if (cniInstaller) {
+        // Ready only with the plugin chained, so a Ready agent means new pods on this node are captured at start.
+        const cniTask = readiness.register('cni plugin install');
+        void daemonSet?.prefetch();
+        cniStarted = true;
+        await cniInstaller.start();
+        if (shuttingDown) return;
+        void cniInstaller.installed.then(() => { if (!shuttingDown) cniTask(); });
+      }
       podsTask();
       log.info({ captured: restored.captured.length, declined: restored.declined.length, failed: restored.failed.length }, 'agent ready');
     },
@@ -138,6 +184,8 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
         await ambient?.stop();
         pods.stopAccepting();
         await enrollServer.close().catch(() => {});
+        // An agent that never installed (stopped before its first sync) leaves the node's CNI config alone.
+        if (cniInstaller && cniStarted) await finishCniInstall(cniInstaller);
         const drained = await connections.waitForDrain(config.drainTimeoutMs);
         if (!drained) log.warn({ left: connections.size }, 'drain bound reached: closing the remaining connections');
         pods.destroyAll('agent shut down');

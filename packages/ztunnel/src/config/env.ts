@@ -50,6 +50,25 @@ export const ENV = Object.freeze({
   hostProc: 'AMBIT_HOST_PROC',
   /** The host's named network namespaces (a DaemonSet mounts /var/run/netns at /host/var/run/netns). */
   hostNetnsDir: 'AMBIT_HOST_NETNS_DIR',
+  /**
+   * Install the chained CNI plugin on this node (true/false, default false), as istio-cni's install-cni: the
+   * executable into AMBIT_CNI_BIN_DIR, an `ambit-cni` entry appended to the primary conflist in AMBIT_CNI_CONF_DIR
+   * (a single .conf is converted to a .conflist), kept there while the agent runs, taken out on uninstall.
+   */
+  cniInstall: 'AMBIT_CNI_INSTALL',
+  /** The node's /etc/cni/net.d as mounted in the agent (default /host/etc/cni/net.d; through AMBIT_MOUNTS). */
+  cniConfDir: 'AMBIT_CNI_CONF_DIR',
+  /** The node's /opt/cni/bin as mounted in the agent (default /host/opt/cni/bin; through AMBIT_MOUNTS). */
+  cniBinDir: 'AMBIT_CNI_BIN_DIR',
+  /**
+   * On SIGTERM: auto (default; remove the plugin only when the agent's DaemonSet is gone or being deleted, as
+   * istio-cni), true (remove), false (never). Never while another agent serves the enrollment socket.
+   */
+  cniUninstallOnExit: 'AMBIT_CNI_UNINSTALL_ON_EXIT',
+  /** The plugin's log level in its netconf: debug, info, warn, error or silent (default info). */
+  cniPluginLogLevel: 'AMBIT_CNI_PLUGIN_LOG_LEVEL',
+  /** Comma-separated namespaces whose pods the plugin passes through (default kube-system; the agent's own is added). */
+  cniExcludeNamespaces: 'AMBIT_CNI_EXCLUDE_NAMESPACES',
 } as const);
 
 /** Prefixes of variable families: extra gRPC headers and node metadata (Istio's names). */

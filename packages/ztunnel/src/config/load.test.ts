@@ -125,3 +125,44 @@ test('bad Kubernetes settings are reported by name', () => {
   });
   assert.throws(() => loadConfig({ ...MIN, NODE_NAME: 'n', KUBERNETES_SERVICE_HOST: 'h', KUBERNETES_SERVICE_PORT: '1', AMBIT_MOUNTS: '{' }), /AMBIT_MOUNTS is not JSON/);
 });
+
+test('CNI install is off by default; on, the node dirs default to istio-cni\'s /host mounts and are found through AMBIT_MOUNTS', () => {
+  assert.equal(loadConfig(MIN).cniInstall, undefined);
+  const plain = loadConfig({ ...MIN, AMBIT_CNI_INSTALL: 'true' });
+  assert.deepEqual(plain.cniInstall, {
+    confDir: '/host/etc/cni/net.d', binDir: '/host/opt/cni/bin', uninstallOnExit: 'auto', pluginLogLevel: 'info', excludeNamespaces: ['kube-system'],
+  });
+  assert.equal(plain.cniSocketPath, '/var/run/ambit/cni.sock');
+  // In the cluster-in-a-box the node's directories are where the kubelet says the hostPath volumes are.
+  const boxed = loadConfig({
+    ...MIN, AMBIT_CNI_INSTALL: 'true', POD_NAMESPACE: 'istio-system', AMBIT_CNI_EXCLUDE_NAMESPACES: 'kube-system, ops',
+    AMBIT_CNI_UNINSTALL_ON_EXIT: 'TRUE', AMBIT_CNI_PLUGIN_LOG_LEVEL: 'debug',
+    AMBIT_MOUNTS: JSON.stringify({ '/host/etc/cni/net.d': '/n1/etc/cni/net.d', '/host/opt/cni/bin': '/n1/opt/cni/bin', '/var/run/ambit': '/n1/var/run/ambit' }),
+  });
+  assert.deepEqual(boxed.cniInstall, {
+    confDir: '/n1/etc/cni/net.d', binDir: '/n1/opt/cni/bin', uninstallOnExit: 'true', pluginLogLevel: 'debug',
+    excludeNamespaces: ['kube-system', 'ops', 'istio-system'],
+  });
+  assert.equal(boxed.cniSocketPath, '/n1/var/run/ambit/cni.sock', 'the socket path written into the plugin\'s netconf is the node\'s');
+  assert.equal(boxed.podSnapshotPath, '/n1/var/run/ambit/pods.json');
+  assert.ok(Object.isFrozen(boxed.cniInstall));
+});
+
+test('bad CNI install settings are reported by name', () => {
+  assert.throws(() => loadConfig({
+    ...MIN, AMBIT_CNI_INSTALL: 'true', AMBIT_CNI_CONF_DIR: 'etc/cni', AMBIT_CNI_UNINSTALL_ON_EXIT: 'sometimes',
+    AMBIT_CNI_PLUGIN_LOG_LEVEL: 'loud', AMBIT_CNI_EXCLUDE_NAMESPACES: 'kube-system,Bad_NS', AMBIT_CNI_SOCKET: 'cni.sock',
+  }), (err: Error) => {
+    assert.match(err.message, /AMBIT_CNI_CONF_DIR="etc\/cni" must be an absolute path/);
+    assert.match(err.message, /AMBIT_CNI_UNINSTALL_ON_EXIT="sometimes" is not auto, true or false/);
+    assert.match(err.message, /AMBIT_CNI_PLUGIN_LOG_LEVEL="loud" is not one of debug, info, warn, error, silent/);
+    assert.match(err.message, /AMBIT_CNI_EXCLUDE_NAMESPACES: "Bad_NS" is not a namespace name/);
+    assert.match(err.message, /AMBIT_CNI_SOCKET="cni.sock" must be an absolute path/);
+    return true;
+  });
+  assert.throws(() => loadConfig({ ...MIN, AMBIT_CNI_INSTALL: 'yes', KUBECONFIG: '/k', NODE_NAME: 'n' }),
+    /AMBIT_CNI_UNINSTALL_ON_EXIT=auto in Kubernetes mode needs POD_NAME and POD_NAMESPACE/);
+  assert.equal(loadConfig({ ...MIN, AMBIT_CNI_INSTALL: 'yes', KUBECONFIG: '/k', NODE_NAME: 'n', AMBIT_CNI_UNINSTALL_ON_EXIT: 'false' }).cniInstall?.uninstallOnExit, 'false');
+  // A malformed AMBIT_MOUNTS is reported once, not once per path.
+  assert.throws(() => loadConfig({ ...MIN, AMBIT_CNI_INSTALL: 'true', AMBIT_MOUNTS: '[' }), (err: Error) => (err.message.match(/AMBIT_MOUNTS is not JSON/g) ?? []).length === 1);
+});

@@ -37,6 +37,21 @@ export interface KubernetesSettings {
   netnsDir: string;
 }
 
+export type CniUninstallOnExit = 'auto' | 'true' | 'false';
+export type CniPluginLogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+/** The CNI plugin installer (AMBIT_CNI_INSTALL=true): the node's CNI dirs as the agent sees them, and the plugin's settings. */
+export interface CniInstallSettings {
+  /** The node's /etc/cni/net.d (AMBIT_CNI_CONF_DIR, through AMBIT_MOUNTS). */
+  confDir: string;
+  /** The node's /opt/cni/bin (AMBIT_CNI_BIN_DIR, through AMBIT_MOUNTS). */
+  binDir: string;
+  uninstallOnExit: CniUninstallOnExit;
+  pluginLogLevel: CniPluginLogLevel;
+  /** Namespaces the plugin passes through without asking the agent; the agent's own namespace included. */
+  excludeNamespaces: string[];
+}
+
 /** The agent's whole configuration, built once, validated, frozen, and shown at /config_dump. */
 export interface Config {
   trustDomain: string;
@@ -73,6 +88,7 @@ export interface Config {
   adminAddress: { host: string; port: number };
   metricsAddress: { host: string; port: number };
   readinessAddress: { host: string; port: number };
+  /** The enrollment socket (AMBIT_CNI_SOCKET, through AMBIT_MOUNTS: the installer writes this path into the plugin's netconf). */
   cniSocketPath: string;
   podSnapshotPath: string;
   /** Upper bound of the drain after SIGTERM; undefined = wait for every connection to end. */
@@ -87,6 +103,8 @@ export interface Config {
   logLevel: string;
   /** Kubernetes mode; undefined when off (pods are then enrolled only through the CNI plugin, all captured). */
   kubernetes: KubernetesSettings | undefined;
+  /** The CNI plugin installer; undefined when AMBIT_CNI_INSTALL is not true. */
+  cniInstall: CniInstallSettings | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -153,6 +171,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       return path;
     }
   };
+  // Paths inside volumes: in the cluster-in-a-box (no mount namespace) the kubelet names the directories in
+  // AMBIT_MOUNTS; in a real pod mountedPath() returns the path unchanged.
+  const mounted = (name: string, dflt: string): string => {
+    const v = str(name, dflt)!;
+    if (!isAbsolute(v)) { problems.push(`${name}="${v}" must be an absolute path`); return v; }
+    try {
+      return mountedPath(v, env);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return v;
+    }
+  };
   const token = str(ENV.authToken, DEFAULT_AUTH_TOKEN_PATH)!;
   const drain = str(ENV.drainTimeout);
   const config: Config = {
@@ -180,8 +210,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     adminAddress: addr(ENV.adminAddress, `127.0.0.1:${PORTS.admin}`),
     metricsAddress: addr(ENV.metricsAddress, `0.0.0.0:${PORTS.metrics}`),
     readinessAddress: addr(ENV.readinessAddress, `0.0.0.0:${PORTS.readiness}`),
-    cniSocketPath: str(ENV.cniSocket, '/var/run/ambit/cni.sock')!,
-    podSnapshotPath: str(ENV.podSnapshot, '/var/run/ambit/pods.json')!,
+    cniSocketPath: mounted(ENV.cniSocket, '/var/run/ambit/cni.sock'),
+    podSnapshotPath: mounted(ENV.podSnapshot, '/var/run/ambit/pods.json'),
     drainTimeoutMs: drain === undefined ? undefined : int(ENV.drainTimeout, 0) * 1000,
     ruleCheckIntervalMs: int(ENV.ruleCheckInterval, 30) * 1000,
     enableOrigSrc: bool(ENV.enableOrigSrc, true),
@@ -198,8 +228,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     logLevel: str(ENV.logLevel, 'info')!,
     kubernetes: undefined,
+    cniInstall: undefined,
   };
-  config.kubernetes = kubernetesSettings(env, str, bool, problems);
+  config.kubernetes = kubernetesSettings(env, str, bool, mounted, problems);
+  if (bool(ENV.cniInstall, false)) config.cniInstall = cniInstallSettings(env, str, mounted, problems, config);
   if (config.kubernetes && !config.nodeName) problems.push(`${ENV.nodeName} must be set in Kubernetes mode (${ENV.kubernetesWatch}): the agent watches the pods of its node`);
   if (!config.localXdsPath && !config.xdsAddress) problems.push(`one of ${ENV.localXdsPath} or ${ENV.xdsAddress} must be set`);
   if (config.localXdsPath && config.xdsAddress) problems.push(`${ENV.localXdsPath} and ${ENV.xdsAddress} are both set; set only one config source`);
@@ -216,7 +248,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (bool(ENV.xdsOnDemand, false)) problems.push(`${ENV.xdsOnDemand}=true is not supported yet: this agent subscribes to every workload (wildcard)`);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) problems.push(`${ENV.logLevel}="${config.logLevel}" is not a pino level`);
-  if (problems.length) throw new ConfigError(`invalid agent configuration:\n  ${problems.join('\n  ')}`);
+  if (problems.length) throw new ConfigError(`invalid agent configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   return deepFreeze(config);
 }
 
@@ -228,6 +260,7 @@ function kubernetesSettings(
   env: Env,
   str: (name: string, dflt?: string) => string | undefined,
   bool: (name: string, dflt: boolean) => boolean,
+  mounted: (name: string, dflt: string) => string,
   problems: string[],
 ): KubernetesSettings | undefined {
   const kubeconfig = str(ENV.kubeconfig)?.split(':').find((p) => p.length > 0);
@@ -245,17 +278,40 @@ function kubernetesSettings(
     problems.push(`${ENV.kubernetesWatch}=true but there is no API server to watch: set ${ENV.kubeconfig} or run in a pod (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT)`);
     return undefined;
   }
-  const dir = (name: string, dflt: string): string => {
-    const v = str(name, dflt)!;
-    if (!isAbsolute(v)) problems.push(`${name}="${v}" must be an absolute path`);
-    try {
-      return mountedPath(v, env);
-    } catch (err) {
-      problems.push((err as Error).message);
-      return v;
-    }
+  return { connection, procDir: mounted(ENV.hostProc, '/proc'), netnsDir: mounted(ENV.hostNetnsDir, '/var/run/netns') };
+}
+
+const UNINSTALL_MODES: readonly CniUninstallOnExit[] = ['auto', 'true', 'false'];
+const PLUGIN_LOG_LEVELS: readonly CniPluginLogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+// Kubernetes namespace names (RFC 1123 labels).
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function cniInstallSettings(
+  env: Env,
+  str: (name: string, dflt?: string) => string | undefined,
+  mounted: (name: string, dflt: string) => string,
+  problems: string[],
+  config: Config,
+): CniInstallSettings {
+  const uninstall = str(ENV.cniUninstallOnExit, 'auto')!.toLowerCase();
+  if (!UNINSTALL_MODES.includes(uninstall as CniUninstallOnExit)) problems.push(`${ENV.cniUninstallOnExit}="${env[ENV.cniUninstallOnExit]}" is not auto, true or false`);
+  const level = str(ENV.cniPluginLogLevel, 'info')!.toLowerCase();
+  if (!PLUGIN_LOG_LEVELS.includes(level as CniPluginLogLevel)) problems.push(`${ENV.cniPluginLogLevel}="${env[ENV.cniPluginLogLevel]}" is not one of ${PLUGIN_LOG_LEVELS.join(', ')}`);
+  const excluded = (str(ENV.cniExcludeNamespaces, 'kube-system') ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+  for (const n of excluded) if (!NAMESPACE_NAME.test(n)) problems.push(`${ENV.cniExcludeNamespaces}: "${n}" is not a namespace name`);
+  // The agent's own pods must start when no agent runs (an upgrade after a crash), or the node could never get one back.
+  if (config.podNamespace && !excluded.includes(config.podNamespace)) excluded.push(config.podNamespace);
+  // istio-cni's rule needs the pod's owner: the DaemonSet is found from POD_NAMESPACE/POD_NAME.
+  if (uninstall === 'auto' && config.kubernetes && (!config.podName || !config.podNamespace)) {
+    problems.push(`${ENV.cniUninstallOnExit}=auto in Kubernetes mode needs ${ENV.podName} and ${ENV.podNamespace} (the agent's DaemonSet decides an uninstall); set them from the downward API or set ${ENV.cniUninstallOnExit}=true|false`);
+  }
+  return {
+    confDir: mounted(ENV.cniConfDir, '/host/etc/cni/net.d'),
+    binDir: mounted(ENV.cniBinDir, '/host/opt/cni/bin'),
+    uninstallOnExit: uninstall as CniUninstallOnExit,
+    pluginLogLevel: level as CniPluginLogLevel,
+    excludeNamespaces: excluded,
   };
-  return { connection, procDir: dir(ENV.hostProc, '/proc'), netnsDir: dir(ENV.hostNetnsDir, '/var/run/netns') };
 }
 
 function deepFreeze<T>(o: T): T {
