@@ -18,12 +18,12 @@ export interface ControllerMetrics {
   /** Counts an object event (pilot_k8s_cfg_events). */
   configEvent(kind: string, event: 'add' | 'update' | 'delete'): void;
   /** The gauges read the xDS server when scraped. */
-  attachXds(xds: Pick<XdsServer, 'connections'>): void;
+  attachXds(xds: Pick<XdsServer, 'connectionCount'>): void;
   certificateIssued(): void;
 }
 
 export function createControllerMetrics(registry: Registry): ControllerMetrics {
-  let xds: Pick<XdsServer, 'connections'> | undefined;
+  let xds: Pick<XdsServer, 'connectionCount'> | undefined;
   const pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds.', labelNames: ['type'], registers: [registry] });
   const rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy.', labelNames: ['type'], registers: [registry] });
   const cfgEvents = new Counter({ name: 'pilot_k8s_cfg_events', help: 'Events from k8s config.', labelNames: ['type', 'event'], registers: [registry] });
@@ -35,7 +35,7 @@ export function createControllerMetrics(registry: Registry): ControllerMetrics {
     registers: [registry],
     collect() {
       this.reset();
-      this.set({ version: '0.1.0' }, xds?.connections().length ?? 0);
+      this.set({ version: '0.1.0' }, xds?.connectionCount() ?? 0);
     },
   });
   return {

@@ -67,6 +67,8 @@ export interface XdsServer {
   service: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
   connections(): XdsConnectionStatus[];
+  /** Number of open streams, without building each one's status (cheap enough for every metrics scrape). */
+  connectionCount(): number;
   nacks(): readonly NackRecord[];
   /** Pushes pending store changes now instead of after the debounce. */
   flush(): void;
@@ -352,6 +354,9 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   return {
     service: ads,
     implementation: { DeltaAggregatedResources: onStream as grpc.handleBidiStreamingCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> },
+    connectionCount() {
+      return connections.size;
+    },
     connections() {
       return [...connections.values()].map((c) => ({
         id: c.id,
