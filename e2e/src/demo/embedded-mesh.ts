@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import {
   ANNOTATIONS, DATAPLANE_MODE, LABELS, PORTS, REDIRECTION, WAYPOINT_GATEWAY_CLASS, isWatchedKind, type KubeObject,
 } from '@ambit/api';
-import { createImageRegistry, repoPath } from '../kubelet/image-registry.js';
+import { createImageRegistry, repoPath, type ImageEntry } from '../kubelet/image-registry.js';
 import { requireRoot, requireTools } from '../root.js';
 import { createTopology, type Topology, type TopologyNode, type TopologyPod } from '../topology.js';
 import type { NetnsProcess } from '../process.js';
@@ -59,6 +59,13 @@ export interface EmbeddedMeshOptions {
   logLevel?: string;
   /** Keep the work directory (logs, config dir) after close. */
   keepWorkDir?: boolean;
+  /** Images besides the cluster-in-a-box defaults (a benchmark's backend, the host's nginx); may override them. */
+  images?: Record<string, ImageEntry>;
+}
+
+export interface StartWaypointOptions {
+  /** Added to the waypoint's environment (e.g. NODE_OPTIONS=--cpu-prof for a benchmark's profile). */
+  env?: Record<string, string>;
 }
 
 function jwtFor(namespace: string, serviceAccount: string, podName: string): string {
@@ -85,9 +92,10 @@ export class EmbeddedMesh {
   waypointPod: MeshPod | undefined;
   private nextVip = 10;
   private generation = 0;
-  private readonly images = createImageRegistry();
+  private readonly images: ReturnType<typeof createImageRegistry>;
 
   private constructor(readonly topo: Topology, readonly controlPlane: TopologyNode, private readonly options: EmbeddedMeshOptions) {
+    this.images = createImageRegistry(options.images ?? {});
     this.configDir = join(topo.workDir, 'config');
     this.stateDir = join(topo.workDir, 'state');
     mkdirSync(this.configDir, { recursive: true });
@@ -118,6 +126,13 @@ export class EmbeddedMesh {
       throw err;
     }
     return mesh;
+  }
+
+  /** The node agent process of node `n` (its PID is the agent's own: CPU and memory can be read from /proc). */
+  agentProcess(n: number): NetnsProcess {
+    const proc = this.agents.get(n);
+    if (!proc) throw new Error(`no node agent runs on node-${n}`);
+    return proc;
   }
 
   workerNodes(): TopologyNode[] {
@@ -434,7 +449,7 @@ export class EmbeddedMesh {
    * Deploys the waypoint for a Gateway the user applied (what the controller's deployer does in a cluster: a
    * ServiceAccount, a Service with the HBONE port, a pod running the waypoint), opted out of capture.
    */
-  async startWaypoint(gateway: KubeObject, node: number): Promise<MeshPod> {
+  async startWaypoint(gateway: KubeObject, node: number, options: StartWaypointOptions = {}): Promise<MeshPod> {
     if (!existsSync(WAYPOINT_MAIN)) throw new Error(`${WAYPOINT_MAIN} is missing: build packages/waypoint first`);
     if (gateway.spec?.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) throw new Error(`Gateway ${gateway.metadata.namespace}/${gateway.metadata.name}: spec.gatewayClassName: must be ${WAYPOINT_GATEWAY_CLASS}`);
     const namespace = gateway.metadata.namespace ?? 'default';
@@ -457,6 +472,7 @@ export class EmbeddedMesh {
       AUTH_TOKEN: this.writeToken(`waypoint-${name}`, namespace, name, pod.name),
       POD_NAME: pod.name, POD_NAMESPACE: namespace, SERVICE_ACCOUNT: name, GATEWAY_NAME: name,
       INSTANCE_IP: pod.netns.ip, NODE_NAME: this.nodeName(node), LOG_LEVEL: this.options.logLevel ?? 'info', AMBIT_DRAIN_TIMEOUT_SECONDS: '1',
+      ...options.env,
     };
     const logFile = join(this.workDir, `waypoint-${name}.log`);
     const proc = await this.topo.spawnIn(pod.netns, [process.execPath, '--enable-source-maps', WAYPOINT_MAIN], { env, logFile });
