@@ -12,6 +12,8 @@ import type { WaypointConfig } from './config/load.js';
 import { configObjectXdsType, watchConfigObjects, type LocalConfigObjectSource } from './discovery/config-source.js';
 import { loadPlugin, type WaypointPlugin } from './plugins/plugin.js';
 import { createEndpointPicker } from './proxy/endpoints.js';
+import { createClusterManager } from './proxy/clusters.js';
+import { createTracingState } from './telemetry/tracing-state.js';
 import { createInboundHandler, type InboundHandler } from './proxy/inbound.js';
 import { createUpstreamPool, type UpstreamPool } from './proxy/upstream.js';
 import { createPolicyState, POLICY_VALIDATORS } from './proxy/policy-state.js';
@@ -33,8 +35,12 @@ export interface WaypointRuntime {
   readonly discovery?: 'config' | 'external';
   /** Plugins given as objects (in addition to config.plugins module paths). */
   readonly plugins?: readonly WaypointPlugin[];
-  /** Uniform in [0, 1); weighted routing, mirrors and retries' jitter. */
+  /** Uniform in [0, 1); weighted routing, mirrors, retries' jitter, load balancing and trace ids. */
   readonly random?: () => number;
+  /** Values for Telemetry customTags `environment` (main.ts passes process.env). */
+  readonly environment?: Readonly<Record<string, string | undefined>>;
+  /** Zipkin exporter flush period; default 1000 ms (tests shorten it). */
+  readonly spanFlushIntervalMs?: number;
 }
 
 export interface WaypointApp {
@@ -103,8 +109,14 @@ export async function createWaypointApp(config: WaypointConfig, runtime: Waypoin
   });
   const upstream = createUpstreamPool({ hbone: hboneClient, sourceIdentity: config.identity, hbonePort: config.upstreamHbonePort, logger: logLevels.logger('upstream') });
   const metrics = createRequestMetrics(registry);
+  const clusters = createClusterManager({ store: configStore, logger: logLevels.logger('upstream'), ...(runtime.random ? { random: runtime.random } : {}) });
+  const tracing = createTracingState({
+    store: configStore, mesh: config.tracing, waypoint: { namespace: config.podNamespace, name: config.gatewayName }, instanceIp: config.instanceIp,
+    environment: runtime.environment ?? {}, logger: logLevels.logger('tracing'),
+    ...(runtime.random ? { random: runtime.random } : {}), ...(runtime.spanFlushIntervalMs ? { flushIntervalMs: runtime.spanFlushIntervalMs } : {}),
+  });
   const inbound: InboundHandler = createInboundHandler({
-    config, state, routes: configStore, policy, endpoints: createEndpointPicker(state), upstream,
+    config, state, routes: configStore, policy, endpoints: createEndpointPicker(state), upstream, clusters, tracing,
     telemetry: createRequestTelemetry({ metrics, logger: logLevels.logger('access') }),
     tcpTelemetry: createTcpTelemetry({ registry, logger: logLevels.logger('access'), version: runtime.version }),
     plugins, logger: logLevels.logger('proxy'), ...(runtime.random ? { random: runtime.random } : {}),
@@ -133,6 +145,8 @@ export async function createWaypointApp(config: WaypointConfig, runtime: Waypoin
           rejectedConfigObjects: configStore.rejected(),
           configVersion: configStore.current().version,
           upstream: upstream.stats(),
+          clusters: clusters.stats(),
+          tracing: { ...tracing.config(), ...tracing.stats() },
           activeConnections: inbound.active,
         }),
         version: { version: runtime.version },
@@ -174,6 +188,8 @@ export async function createWaypointApp(config: WaypointConfig, runtime: Waypoin
         await closing;
         inbound.close();
         upstream.close();
+        clusters.close();
+        await tracing.close();
         hboneClient.destroy();
         secrets.stop();
         closeCa();

@@ -38,6 +38,15 @@ export const ENV = Object.freeze({
   protocolDetectionTimeout: 'AMBIT_PROTOCOL_DETECTION_TIMEOUT_MS',
   idleTimeout: 'AMBIT_HTTP_IDLE_TIMEOUT_MS',
   connectTimeout: 'AMBIT_CONNECT_TIMEOUT_MS',
+  /**
+   * Tracing providers by name, as Istio's meshConfig.extensionProviders (JSON):
+   * `{"zipkin": {"zipkin": {"service": "zipkin.istio-system.svc.cluster.local", "port": 9411}}}`.
+   */
+  tracingProviders: 'AMBIT_TRACING_PROVIDERS',
+  /** meshConfig.defaultProviders.tracing: comma-separated provider names used without a Telemetry naming one. */
+  tracingDefaultProviders: 'AMBIT_TRACING_DEFAULT_PROVIDERS',
+  /** meshConfig.defaultConfig.tracing.sampling: 0..100, default 1. */
+  tracingSampling: 'AMBIT_TRACING_SAMPLING',
 } as const);
 
 /** Prefixes of variable families (Istio's names). */

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { ConfigError, DEFAULT_CLUSTER_ID, DEFAULT_TRUST_DOMAIN, formatSpiffeId, mountedPath, PORTS, type EnvLike } from '@ambit/api';
 import { parseGrpcTarget, type AuthTokenSource } from '@ambit/ztunnel';
+import type { TracingProvider } from '../policy/index.js';
 import { DEFAULT_AUTH_TOKEN_PATH, DEFAULT_ROOT_CA_PATH, ENV, ENV_PREFIX } from './env.js';
 
 export interface ListenAddress {
@@ -46,7 +47,43 @@ export interface WaypointConfig {
   /** Module paths of WaypointPlugins, loaded at start in this order. */
   readonly plugins: readonly string[];
   readonly limits: WaypointLimits;
+  readonly tracing: WaypointTracing;
   readonly logLevel: string;
+}
+
+/** The mesh-level tracing settings (Istio keeps them in MeshConfig); Telemetry objects choose among them. */
+export interface WaypointTracing {
+  /** extensionProviders with a zipkin block, by name. */
+  readonly providers: Readonly<Record<string, TracingProvider>>;
+  /** defaultProviders.tracing. */
+  readonly defaultProviders: readonly string[];
+  /** defaultConfig.tracing.sampling (0..100). */
+  readonly defaultSamplingPercentage: number;
+}
+
+/**
+ * Reads AMBIT_TRACING_PROVIDERS: `{name: {zipkin: {service, port, path?, maxTagLength?}}}` (Istio's
+ * extensionProviders[].zipkin). Problems are pushed naming the variable and the key.
+ */
+export function parseTracingProviders(text: string | undefined, problems: string[]): Record<string, TracingProvider> {
+  if (text === undefined) return {};
+  const name = ENV.tracingProviders;
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch (e) { problems.push(`${name} is not JSON: ${(e as Error).message}`); return {}; }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) { problems.push(`${name} must be a JSON object {name: {zipkin: {service, port}}}`); return {}; }
+  const out: Record<string, TracingProvider> = {};
+  for (const [provider, v] of Object.entries(parsed as Record<string, unknown>)) {
+    const z = v && typeof v === 'object' ? (v as Record<string, unknown>).zipkin : undefined;
+    if (!z || typeof z !== 'object') { problems.push(`${name}: ${provider}: only zipkin providers are supported ({"zipkin": {"service": ..., "port": ...}})`); continue; }
+    const { service, port, path, maxTagLength } = z as Record<string, unknown>;
+    if (typeof service !== 'string' || service === '') { problems.push(`${name}: ${provider}.zipkin.service must be a host name`); continue; }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) { problems.push(`${name}: ${provider}.zipkin.port must be a port number`); continue; }
+    if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) { problems.push(`${name}: ${provider}.zipkin.path must start with /`); continue; }
+    if (maxTagLength !== undefined && (typeof maxTagLength !== 'number' || !Number.isInteger(maxTagLength) || maxTagLength < 1)) { problems.push(`${name}: ${provider}.zipkin.maxTagLength must be a positive integer`); continue; }
+    const host = service.includes(':') && !service.startsWith('[') ? `[${service}]` : service;
+    out[provider] = { kind: 'zipkin', url: `http://${host}:${port}${(path as string | undefined) ?? '/api/v2/spans'}`, maxTagLength: (maxTagLength as number | undefined) ?? 256 };
+  }
+  return out;
 }
 
 export interface WaypointLimits {
@@ -103,6 +140,13 @@ export function loadConfig(env: EnvLike = process.env): WaypointConfig {
   if ((caCert === undefined) !== (caKey === undefined)) problems.push(`${ENV.localCaCert} and ${ENV.localCaKey} must be set together`);
   const drain = str(ENV.drainTimeout);
   const pluginList = str(ENV.plugins);
+  const sampling = str(ENV.tracingSampling);
+  let samplingPercentage = 1;
+  if (sampling !== undefined) {
+    const n = Number(sampling);
+    if (!Number.isFinite(n) || n < 0 || n > 100) problems.push(`${ENV.tracingSampling}="${sampling}" is not a percentage 0..100`);
+    else samplingPercentage = n;
+  }
   const config: WaypointConfig = {
     trustDomain,
     clusterId: str(ENV.istioMetaClusterId) ?? str(ENV.clusterId, DEFAULT_CLUSTER_ID)!,
@@ -143,6 +187,11 @@ export function loadConfig(env: EnvLike = process.env): WaypointConfig {
       headersTimeoutMs: 60_000,
       connectTimeoutMs: int(ENV.connectTimeout, 10_000, 1),
     },
+    tracing: {
+      providers: parseTracingProviders(str(ENV.tracingProviders), problems),
+      defaultProviders: (str(ENV.tracingDefaultProviders) ?? '').split(',').map((p) => p.trim()).filter(Boolean),
+      defaultSamplingPercentage: samplingPercentage,
+    },
     logLevel: str(ENV.logLevel, 'info')!,
   };
   const localMode = config.localXdsPath !== undefined || config.localConfigPath !== undefined;
@@ -156,6 +205,9 @@ export function loadConfig(env: EnvLike = process.env): WaypointConfig {
   if (config.xdsAddress) {
     if (!isIP(config.instanceIp)) problems.push(`${ENV.instanceIp}="${config.instanceIp}" is not an IP address (required with ${ENV.xdsAddress})`);
     if (!config.podName) problems.push(`${ENV.podName} must be set with ${ENV.xdsAddress}`);
+  }
+  for (const p of config.tracing.defaultProviders) {
+    if (!config.tracing.providers[p]) problems.push(`${ENV.tracingDefaultProviders}: provider "${p}" is not defined in ${ENV.tracingProviders}`);
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) problems.push(`${ENV.logLevel}="${config.logLevel}" is not a pino level`);
   if (problems.length) throw new ConfigError(`invalid waypoint configuration:\n  ${problems.join('\n  ')}`);

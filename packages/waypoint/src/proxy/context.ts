@@ -8,6 +8,8 @@ import type { EndpointPicker } from './endpoints.js';
 import type { UpstreamPool } from './upstream.js';
 import type { TcpTelemetry } from '../telemetry/tcp-telemetry.js';
 import type { PolicyState } from './policy-state.js';
+import type { ClusterManager } from './clusters.js';
+import type { TracingState } from '../telemetry/tracing-state.js';
 
 /** Where the HBONE CONNECT pointed: a service VIP:port, a workload IP:port, or nothing we know. */
 export type InboundTarget =
@@ -38,6 +40,10 @@ export interface ProxyInputs {
   /** AuthorizationPolicy / RequestAuthentication in force. */
   readonly policy: PolicyState;
   readonly endpoints: EndpointPicker;
+  /** Per-cluster DestinationRule state: circuit breakers, outlier detection, load balancer, TLS origination. */
+  readonly clusters: ClusterManager;
+  /** Telemetry tracing (spans, trace header propagation). */
+  readonly tracing: TracingState;
   readonly upstream: UpstreamPool;
   readonly telemetry: RequestTelemetry;
   readonly tcpTelemetry: TcpTelemetry;
@@ -45,4 +51,6 @@ export interface ProxyInputs {
   readonly logger: Logger;
   /** Uniform in [0, 1); tests inject it. */
   readonly random?: () => number;
+  /** Wall clock in ms (outlier detection). */
+  readonly now?: () => number;
 }

@@ -1,12 +1,20 @@
-// Upstream endpoint choice: the workloads of a service (or of a DestinationRule subset) that are healthy and
-// reachable, in round-robin order per (service, subset, port).
+// Upstream endpoints: the workloads of a service (or of a DestinationRule subset) that are healthy and reachable.
+// Requests choose among them with the cluster's load balancer (proxy/clusters.ts); `pick` (round robin) serves
+// mirrors and opaque TCP.
 import { formatSpiffeId } from '@ambit/api';
 import type { ProxyState, Service, Workload } from '@ambit/ztunnel';
 import type { Subset } from '../routing/types.js';
 
 export interface UpstreamEndpoint {
   readonly workload: Workload;
+  /** IP address, or the host name of a DNS ServiceEntry endpoint (transport `tcp` only). */
   readonly address: string;
+  /**
+   * `hbone`: a captured workload, reached through its node agent (address:15008, mTLS, CONNECT address:targetPort).
+   * `tcp`: a workload outside the mesh (ServiceEntry endpoints, protocol TCP): a plain TCP connection to
+   * address:targetPort, with TLS on top when a DestinationRule originates it.
+   */
+  readonly transport: 'hbone' | 'tcp';
   readonly targetPort: number;
   /** SPIFFE identities the endpoint's agent may present: the workload's, then the service's SANs. */
   readonly identities: readonly string[];
@@ -63,11 +71,13 @@ export function createEndpointPicker(state: ProxyState): EndpointPicker {
       if (!allowUnhealthy && w.status !== 'Healthy') continue;
       if (w.capacity <= 0) continue;
       if (subset && !subsetMatches(subset, w)) continue;
-      const address = w.workloadIps[0];
+      const transport = w.protocol === 'HBONE' ? 'hbone' : 'tcp';
+      // A DNS ServiceEntry endpoint has a host name instead of an IP; only a direct TCP connection can use it.
+      const address = w.workloadIps[0] ?? (transport === 'tcp' && w.hostname ? w.hostname : undefined);
       if (!address) continue;
       const mapped = ports[port];
       const targetPort = mapped && mapped !== 0 ? mapped : declared.targetPort !== 0 ? declared.targetPort : port;
-      out.push({ workload: w, address, targetPort, identities: [identityOfWorkload(w), ...service.subjectAltNames] });
+      out.push({ workload: w, address, transport, targetPort, identities: transport === 'hbone' ? [identityOfWorkload(w), ...service.subjectAltNames] : [] });
     }
     if (out.length === 0) {
       const why = subset && unsupportedSubsetLabels(subset).length
@@ -91,7 +101,8 @@ export function createEndpointPicker(state: ProxyState): EndpointPicker {
       return { kind: 'endpoint', endpoint: chosen, candidates: list };
     },
     workloadEndpoint(w, address, port) {
-      return { workload: w, address, targetPort: port, identities: [identityOfWorkload(w)] };
+      const transport = w.protocol === 'HBONE' ? 'hbone' : 'tcp';
+      return { workload: w, address, transport, targetPort: port, identities: transport === 'hbone' ? [identityOfWorkload(w)] : [] };
     },
   };
 }

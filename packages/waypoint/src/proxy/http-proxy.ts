@@ -14,6 +14,8 @@ import type { LocalReply, PluginRequest } from '../plugins/plugin.js';
 import { ReplayableBody } from './body.js';
 import type { DownstreamConnection, ProxyInputs } from './context.js';
 import type { UpstreamEndpoint } from './endpoints.js';
+import { syncOutlierEndpoints, type Cluster } from './clusters.js';
+import type { RequestLease } from '../policy/index.js';
 import { endToEndHeaders, headerText, matchView, toOutgoing, type HeaderMap } from './headers.js';
 import { UpstreamError, type UpstreamCall, type UpstreamFailure, type UpstreamResponse } from './upstream.js';
 
@@ -58,9 +60,10 @@ export interface HttpProxy {
 }
 
 export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
-  const { config, state, routes, endpoints, upstream, telemetry, plugins, policy } = inputs;
+  const { config, state, routes, endpoints, upstream, telemetry, plugins, policy, clusters, tracing } = inputs;
   const log = inputs.logger.child({ component: 'http' });
   const random = inputs.random ?? Math.random;
+  const now = inputs.now ?? Date.now;
 
   function localReply(ctx: Ctx, status: number, body: string, flag?: (typeof RESPONSE_FLAG)[keyof typeof RESPONSE_FLAG], extra: OutgoingHttpHeaders = {}): void {
     if (flag) ctx.result.flag(flag);
@@ -146,10 +149,11 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
   }
 
   /** Runs one attempt; resolves with the response, or rejects with an UpstreamError. */
-  function attempt(ctx: Ctx, endpoint: UpstreamEndpoint, path: string, authority: string, headers: HeaderMap, service: Service | undefined, perTryMs: number | undefined): { call: UpstreamCall; response: Promise<UpstreamResponse> } {
+  function attempt(ctx: Ctx, endpoint: UpstreamEndpoint, path: string, authority: string, headers: HeaderMap, service: Service | undefined, perTryMs: number | undefined, cluster: Cluster | undefined): { call: UpstreamCall; response: Promise<UpstreamResponse> } {
     const call = upstream.request({
-      endpoint, protocol: ctx.protocol, method: ctx.method, path, authority, scheme: 'http',
+      endpoint, protocol: ctx.protocol, method: ctx.method, path, authority, scheme: cluster?.connection.tls ? 'https' : 'http',
       headers: toOutgoing(headers), tunnelHeaders: tunnelHeaders(ctx, service),
+      ...(cluster ? { connection: cluster.connection } : {}),
     });
     if (!ctx.body.attach(call.body)) call.abort('reset');
     let timer: NodeJS.Timeout | undefined;
@@ -185,22 +189,84 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
     return true;
   }
 
+  /** Envoy's local reply body for a circuit-breaker overflow. */
+  const OVERFLOW_BODY = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
+
+  type Chosen = { endpoint: UpstreamEndpoint; setCookie?: string } | { error: string };
+
+  /** One attempt's endpoint: the cluster's healthy (non-ejected) endpoints, through its load balancer. */
+  function chooseEndpoint(ctx: Ctx, cluster: Cluster, target: { service: Service; port: number; subset?: Subset }, tried: ReadonlySet<string>): Chosen {
+    const list = endpoints.candidates(target.service, target.port, target.subset);
+    if (!Array.isArray(list)) return { error: list.reason };
+    syncOutlierEndpoints(cluster, list.map((e) => e.address));
+    const healthy = cluster.outlier ? cluster.outlier.available(list, now()) : list;
+    if (healthy.length === 0) return { error: `all ${list.length} endpoints of ${cluster.name} are ejected by outlier detection` };
+    const pick = cluster.lb.pick(healthy.map((e) => ({ ...e, weight: e.workload.capacity })), {
+      headers: ctx.headers, path: ctx.rawPath, sourceIp: ctx.conn.sourceAddress, activeRequests: cluster.activeRequests, exclude: tried,
+    });
+    if (pick.kind === 'passthrough') return { error: `${cluster.name}: loadBalancer PASSTHROUGH is not supported by the waypoint` };
+    if (pick.kind === 'none') return { error: `no endpoint of ${cluster.name} to pick` };
+    return { endpoint: pick.endpoint, ...(pick.setCookie ? { setCookie: pick.setCookie } : {}) };
+  }
+
+  type Admission = { kind: 'lease'; lease: RequestLease } | { kind: 'overflow'; reason: string } | { kind: 'timeout' } | { kind: 'gone' };
+
+  /** The cluster's circuit breakers: a request slot now, a place in the pending queue, or overflow. */
+  async function admit(ctx: Ctx, cluster: Cluster, deadline: number | undefined): Promise<Admission> {
+    const r = cluster.limiter.tryStartRequest();
+    if (r.kind === 'overflow') return { kind: 'overflow', reason: r.reason };
+    if (r.kind === 'granted') {
+      if (r.lease.isNew) r.lease.connected();
+      return { kind: 'lease', lease: r.lease };
+    }
+    // Pending: until a slot frees, the route timeout fires or the client leaves.
+    let abandoned = false;
+    let timer: NodeJS.Timeout | undefined;
+    let onClose: (() => void) | undefined;
+    const outcome = await Promise.race<Admission>([
+      r.lease.then((lease): Admission => ({ kind: 'lease', lease })),
+      new Promise<Admission>((resolve) => {
+        if (deadline !== undefined) timer = setTimeout(() => resolve({ kind: 'timeout' }), Math.max(0, deadline - performance.now()));
+        onClose = () => { if (!ctx.res.writableFinished) resolve({ kind: 'gone' }); };
+        ctx.res.once('close', onClose);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (onClose) ctx.res.off('close', onClose);
+    if (outcome.kind !== 'lease') {
+      abandoned = true;
+      r.cancel();
+      // A slot granted at the same moment goes back at once.
+      void r.lease.then((lease) => { if (abandoned) lease.release(); });
+      return outcome;
+    }
+    if (outcome.lease.isNew) outcome.lease.connected();
+    return outcome;
+  }
+
   async function forward(ctx: Ctx, route: CompiledRoute | undefined, dest: WeightedDestination | undefined, target: { service: Service; port: number; subset?: Subset } | { workloadEndpoint: UpstreamEndpoint; port: number }, path: string, authority: string, headers: HeaderMap): Promise<void> {
     const policy: RetryPolicy = route?.retries ?? DEFAULT_RETRIES;
     const service = 'service' in target ? target.service : undefined;
     const port = target.port;
+    const cluster = 'service' in target ? clusters.get(target.service, port, target.subset, ctx.protocol) : undefined;
     ctx.result.set({
       destinationPort: port,
       ...(service ? { destinationService: { hostname: service.hostname, namespace: service.namespace, name: service.name } } : {}),
-      upstreamCluster: service ? `outbound|${port}|${'subset' in target && target.subset ? target.subset.name : ''}|${service.hostname}` : `inbound-workload|${port}`,
+      upstreamCluster: cluster ? cluster.name : `inbound-workload|${port}`,
       ...(route?.name ? { routeName: route.name } : {}),
     });
+    if (cluster?.tlsError) {
+      ctx.result.set({ upstreamFailureReason: cluster.tlsError });
+      return localReply(ctx, 503, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure', RESPONSE_FLAG.upstreamConnectionFailure);
+    }
     const started = performance.now();
     const deadline = route?.timeoutMs ? started + route.timeoutMs : undefined;
     const tried = new Set<string>();
+    let setCookie: string | undefined;
     let current: UpstreamCall | undefined;
     let overall: NodeJS.Timeout | undefined;
     let timedOut = false;
+    let retryBudget: { release(): void } | undefined;
     const overallTimeout = deadline ? new Promise<'timeout'>((resolve) => {
       overall = setTimeout(() => { timedOut = true; current?.abort('timeout'); resolve('timeout'); }, route!.timeoutMs);
     }) : undefined;
@@ -214,19 +280,52 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
         let endpoint: UpstreamEndpoint;
         if ('workloadEndpoint' in target) endpoint = target.workloadEndpoint;
         else {
-          const pick = endpoints.pick(target.service, target.port, target.subset, tried);
-          if (pick.kind !== 'endpoint') return localReply(ctx, 503, `no healthy upstream`, RESPONSE_FLAG.noHealthyUpstream);
-          endpoint = pick.endpoint;
+          const chosen = chooseEndpoint(ctx, cluster!, target, tried);
+          if ('error' in chosen) {
+            retryBudget?.release();
+            ctx.result.set({ upstreamFailureReason: chosen.error });
+            return localReply(ctx, 503, 'no healthy upstream', RESPONSE_FLAG.noHealthyUpstream);
+          }
+          endpoint = chosen.endpoint;
+          setCookie ??= chosen.setCookie;
         }
         tried.add(endpoint.address);
         headers[HEADERS.envoyAttemptCount] = String(n);
         ctx.result.set({
           attempts: n, upstreamHost: `${endpoint.address}:${endpoint.targetPort}`,
-          destinationWorkload: endpoint.workload, destinationIdentity: endpoint.identities[0],
+          destinationWorkload: endpoint.workload, ...(endpoint.identities[0] ? { destinationIdentity: endpoint.identities[0] } : {}),
         });
+        let lease: RequestLease | undefined;
+        if (cluster) {
+          const admitted = await admit(ctx, cluster, deadline);
+          if (admitted.kind !== 'lease') retryBudget?.release();
+          if (admitted.kind === 'overflow') {
+            ctx.result.set({ upstreamFailureReason: admitted.reason });
+            return localReply(ctx, 503, OVERFLOW_BODY, RESPONSE_FLAG.upstreamOverflow);
+          }
+          if (admitted.kind === 'timeout') {
+            ctx.result.set({ upstreamFailureReason: `request timeout after ${route!.timeoutMs} ms waiting in the pending queue of ${cluster.name}` });
+            return localReply(ctx, 504, 'upstream request timeout', RESPONSE_FLAG.upstreamRequestTimeout);
+          }
+          if (admitted.kind === 'gone') { ctx.result.finish(0); return; }
+          lease = admitted.lease;
+        }
+        // Everything this attempt holds (circuit-breaker slot, active-request count, retry budget) ends once.
+        const endActive = cluster?.beginRequest(endpoint.address);
+        const budget = retryBudget;
+        retryBudget = undefined;
+        let attemptDone = false;
+        const endAttempt = (how: { connectFailed?: boolean; reusable?: boolean } = {}): void => {
+          if (attemptDone) return;
+          attemptDone = true;
+          if (how.connectFailed) lease?.connectFailed();
+          else lease?.release(how.reusable === false ? { reusable: false } : {});
+          endActive?.();
+          budget?.release();
+        };
         const remaining = deadline ? deadline - performance.now() : undefined;
         const perTry = policy.perTryTimeoutMs !== undefined && (remaining === undefined || policy.perTryTimeoutMs < remaining) ? policy.perTryTimeoutMs : undefined;
-        const a = attempt(ctx, endpoint, path, authority, headers, service, perTry);
+        const a = attempt(ctx, endpoint, path, authority, headers, service, perTry, cluster);
         current = a.call;
         const outcome = await (overallTimeout ? Promise.race([a.response, overallTimeout]) : a.response).then(
           (r) => (r === 'timeout' ? { timeout: true as const } : { response: r }),
@@ -234,14 +333,18 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
         );
         if ('timeout' in outcome || timedOut) {
           a.call.abort('timeout');
+          endAttempt({ reusable: false });
           ctx.result.set({ upstreamFailureReason: `request timeout after ${route!.timeoutMs} ms` });
           return localReply(ctx, 504, 'upstream request timeout', RESPONSE_FLAG.upstreamRequestTimeout);
         }
         const more = n <= policy.attempts && ctx.body.replayable && !ctx.res.destroyed;
         if ('error' in outcome) {
           const err = outcome.error;
+          // Connect failures, resets and per-try timeouts count against the endpoint (5xx and gateway errors).
+          cluster?.outlier?.record(endpoint.address, { localOriginFailure: true }, now());
+          endAttempt({ connectFailed: err.failure === 'connect-failure', reusable: false });
           ctx.result.set({ upstreamFailureReason: err.message });
-          if (more && retriableFailure(policy, err.failure)) {
+          if (more && retriableFailure(policy, err.failure) && takeRetryBudget(cluster, (b) => { retryBudget = b; })) {
             ctx.body.detach();
             await backoff(policy, n);
             continue;
@@ -252,8 +355,10 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
           return localReply(ctx, 503, 'upstream connect error or disconnect/reset before headers', RESPONSE_FLAG.upstreamConnectionTermination);
         }
         const resp = outcome.response;
+        cluster?.outlier?.record(endpoint.address, { status: resp.status }, now());
         const grpcStatus = headerText(resp.headers as HeaderMap, 'grpc-status');
-        if (more && retriableStatus(policy, resp.status, grpcStatus)) {
+        if (more && retriableStatus(policy, resp.status, grpcStatus) && takeRetryBudget(cluster, (b) => { retryBudget = b; })) {
+          resp.body.once('end', () => endAttempt()).once('close', () => endAttempt({ reusable: false }));
           resp.body.resume();
           ctx.body.detach();
           await backoff(policy, n);
@@ -261,13 +366,30 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
         }
         if (n > 1 && retriableStatus(policy, resp.status, grpcStatus) && n > policy.attempts) ctx.result.flag(RESPONSE_FLAG.upstreamRetryLimitExceeded);
         ctx.result.set({ upstreamServiceTimeMs: performance.now() - started });
-        await respond(ctx, resp, route, dest, a.call);
+        try {
+          await respond(ctx, resp, route, dest, a.call, setCookie);
+        } finally {
+          endAttempt();
+        }
         return;
       }
     } finally {
       clearTimeout(overall);
+      retryBudget?.release();
       ctx.res.off('close', onClientClose);
     }
+  }
+
+  /** Envoy's max_retries circuit breaker: a retry needs a slot in the cluster's retry budget. */
+  function takeRetryBudget(cluster: Cluster | undefined, keep: (b: { release(): void }) => void): boolean {
+    if (!cluster) return true;
+    const b = cluster.limiter.tryStartRetry();
+    if (!b) {
+      log.debug({ cluster: cluster.name, maxRetries: cluster.limiter.settings.maxRetries }, 'retry budget exhausted (maxRetries); not retrying');
+      return false;
+    }
+    keep(b);
+    return true;
   }
 
   async function backoff(policy: RetryPolicy, n: number): Promise<void> {
@@ -276,8 +398,13 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
     await new Promise((r) => setTimeout(r, Math.floor(random() * cap)));
   }
 
-  async function respond(ctx: Ctx, resp: UpstreamResponse, route: CompiledRoute | undefined, dest: WeightedDestination | undefined, call: UpstreamCall): Promise<void> {
+  async function respond(ctx: Ctx, resp: UpstreamResponse, route: CompiledRoute | undefined, dest: WeightedDestination | undefined, call: UpstreamCall, setCookie: string | undefined): Promise<void> {
     const headers = endToEndHeaders(resp.headers);
+    // A consistent-hash cookie the balancer generated (httpCookie with ttl) goes to the client.
+    if (setCookie) {
+      const prev = headers['set-cookie'];
+      headers['set-cookie'] = [...(prev === undefined ? [] : Array.isArray(prev) ? prev : [prev]), setCookie];
+    }
     if (route) applyHeaderOps(headers, route.responseHeaders);
     if (dest) applyHeaderOps(headers, dest.responseHeaders);
     if (ctx.result.fields.upstreamServiceTimeMs !== undefined) headers[HEADERS.envoyUpstreamServiceTime] = String(Math.round(ctx.result.fields.upstreamServiceTimeMs));
@@ -343,6 +470,9 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
       ctx.result.set({ upstreamFailureReason: target.reason });
       return localReply(ctx, 404, 'no route: unknown destination', RESPONSE_FLAG.noRoute);
     }
+    // The destination is known before any filter runs: local replies (401, 403, plugin replies) carry its labels.
+    if (target.kind === 'service') ctx.result.set({ destinationService: keyOfService(target.service), destinationPort: target.port });
+    else ctx.result.set({ destinationWorkload: target.workload, destinationPort: target.port });
     // RequestAuthentication, then AuthorizationPolicy (Envoy's filter order: jwt_authn before rbac).
     const destinationService = target.kind === 'service' ? { kind: 'Service' as const, namespace: target.service.namespace, name: target.service.name } : undefined;
     const jwt = await policy.jwt().authenticate({ headers: ctx.headers, path: normalizedPath, ...(destinationService ? { destinationService } : {}) });
@@ -460,6 +590,11 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
         },
       };
       result.requestBytesFrom = () => body.total;
+      // The waypoint's span: continues the incoming trace; the upstream request carries its context.
+      tracing.start(headers, {
+        method, path: rawPath, authority, protocol: protocol === 'http2' ? 'HTTP/2' : 'HTTP/1.1', sourceAddress: conn.sourceAddress, requestId,
+        ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}),
+      }, result);
       pipeline(ctx).catch((err: Error) => {
         log.error({ err, requestId }, 'request pipeline failed');
         localReply(ctx, 500, 'internal error');

@@ -179,6 +179,35 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
       destinationWorkload: endpoint.workload, destinationIdentity: endpoint.identities[0], upstreamHost: `${endpoint.address}:${endpoint.targetPort}`,
     };
     stream.pause();
+    if (endpoint.transport === 'tcp') {
+      // A workload outside the mesh (ServiceEntry endpoint): a plain TCP connection, bytes spliced both ways.
+      upstream.connectTcp(endpoint, config.limits.connectTimeoutMs).then((socket) => {
+        let fromClient = first?.length ?? 0;
+        let toClient = 0;
+        let error: string | undefined;
+        if (first) socket.write(first);
+        stream.on('data', (c: Buffer) => { fromClient += c.length; });
+        socket.on('data', (c: Buffer) => { toClient += c.length; });
+        stream.pipe(socket);
+        socket.pipe(stream);
+        socket.on('error', (err) => { error ??= `upstream: ${err.message}`; if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR); });
+        stream.on('error', (err) => { error ??= `downstream: ${err.message}`; socket.destroy(); });
+        let closed = 0;
+        const onClose = (): void => {
+          if (++closed < 2) {
+            if ((stream.rstCode ?? 0) !== 0) socket.destroy();
+            return;
+          }
+          tcpTelemetry.record(dest, { bytesFromClient: fromClient, bytesToClient: toClient, durationMs: performance.now() - started, flags: error ? RESPONSE_FLAG.upstreamConnectionTermination : RESPONSE_FLAG.none, ...(error ? { error } : {}) });
+        };
+        socket.once('close', onClose);
+        stream.once('close', onClose);
+      }, (err: Error) => {
+        tcpTelemetry.record(dest, { bytesFromClient: 0, bytesToClient: 0, durationMs: performance.now() - started, flags: RESPONSE_FLAG.upstreamConnectionFailure, error: err.message });
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+      });
+      return;
+    }
     upstream.tunnel({ endpoint, headers: { ...conn.connectHeaders } }).then((tun) => {
       let fromClient = first?.length ?? 0;
       let toClient = 0;

@@ -1,8 +1,13 @@
-// Requests toward endpoints, each carried in HBONE from the waypoint's identity to the endpoint's node agent
-// (endpointIP:15008, :authority endpointIP:targetPort). HTTP/1.1 connections are kept alive and pooled per endpoint
-// (an http.Agent whose sockets are HBONE streams); HTTP/2 (h2c, gRPC) uses one multiplexed session per endpoint.
+// Requests toward endpoints. A captured workload is reached in HBONE from the waypoint's identity to the endpoint's
+// node agent (endpointIP:15008, :authority endpointIP:targetPort); a workload outside the mesh (ServiceEntry endpoint,
+// protocol TCP) over a plain TCP connection to address:targetPort. A DestinationRule's tls SIMPLE/MUTUAL adds a TLS
+// layer on top of either. HTTP/1.1 connections are kept alive and pooled per cluster and endpoint (an http.Agent
+// whose sockets are those streams); HTTP/2 (h2c, gRPC) uses one multiplexed session per cluster and endpoint.
+// maxRequestsPerConnection and idleTimeout of the cluster's connectionPool apply to these real connections.
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import http2, { type ClientHttp2Session } from 'node:http2';
+import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { formatAuthority, HboneError, type HboneClient, type HboneTunnel } from '@ambit/hbone';
@@ -15,8 +20,24 @@ export interface TunnelOptions {
   readonly headers?: Record<string, string>;
 }
 
+/** How the connections of one cluster behave (DestinationRule connectionPool and tls). */
+export interface UpstreamConnectionPolicy {
+  /** Connections are pooled per cluster (Envoy): two clusters never share one. */
+  readonly poolKey: string;
+  /** 0: unlimited. */
+  readonly maxRequestsPerConnection: number;
+  /** A connection without requests for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** TCP connect and TLS handshake bound (tcp.connectTimeout). */
+  readonly connectTimeoutMs: number;
+  /** TLS originated on top of the transport (DestinationRule tls SIMPLE/MUTUAL), node:tls options. */
+  readonly tls?: ConnectionOptions;
+}
+
 export interface UpstreamRequest {
   readonly endpoint: UpstreamEndpoint;
+  /** Default: pooled per endpoint, no limits beyond the pool's, no TLS. */
+  readonly connection?: UpstreamConnectionPolicy;
   readonly protocol: 'http1' | 'http2';
   readonly method: string;
   /** Path with query. */
@@ -54,8 +75,10 @@ export interface UpstreamCall {
 
 export interface UpstreamPool {
   request(req: UpstreamRequest): UpstreamCall;
-  /** A raw HBONE tunnel (opaque TCP). */
+  /** A raw HBONE tunnel (opaque TCP to a captured workload). */
   tunnel(opts: TunnelOptions): Promise<HboneTunnel>;
+  /** A plain TCP connection (opaque TCP to a workload outside the mesh). Rejects with UpstreamError. */
+  connectTcp(endpoint: UpstreamEndpoint, timeoutMs?: number): Promise<net.Socket>;
   stats(): { http1Endpoints: number; http2Sessions: number };
   close(): void;
 }
@@ -70,8 +93,18 @@ export interface UpstreamPoolOptions {
 }
 
 interface TunnelRequestOptions extends http.RequestOptions {
-  ambitTunnel?: TunnelOptions;
+  ambitTunnel?: TunnelOptions & { connection?: UpstreamConnectionPolicy; alpn: string };
 }
+
+/** What the pool tracks per live upstream connection (HTTP/1.1 socket or HTTP/2 session). */
+interface ConnectionState {
+  /** Requests carried so far (maxRequestsPerConnection). */
+  served: number;
+  readonly policy: UpstreamConnectionPolicy | undefined;
+  idle?: NodeJS.Timeout;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 function connectFailure(err: unknown, where: string): UpstreamError {
   if (err instanceof UpstreamError) return err;
@@ -94,38 +127,100 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     });
   }
 
+  function connectTcp(e: UpstreamEndpoint, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: e.address, port: e.targetPort, allowHalfOpen: true });
+      const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
+      socket.once('connect', () => { clearTimeout(timer); socket.off('error', onError); resolve(socket); });
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        reject(new UpstreamError('connect-failure', `TCP connect to ${formatAuthority(e.address, e.targetPort)} failed: ${err.message}`, { cause: err }));
+      };
+      socket.once('error', onError);
+    });
+  }
+
+  /** TLS origination on top of `base` (an HBONE stream or a TCP socket); resolves once the handshake is done. */
+  function originateTls(base: Duplex, e: UpstreamEndpoint, opts: ConnectionOptions, alpn: string, timeoutMs: number): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ ...opts, socket: base, ALPNProtocols: [alpn] });
+      const timer = setTimeout(() => socket.destroy(new Error(`handshake timed out after ${timeoutMs} ms`)), timeoutMs);
+      socket.once('secureConnect', () => { clearTimeout(timer); socket.off('error', onError); resolve(socket); });
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        base.destroy();
+        reject(new UpstreamError('connect-failure', `TLS origination to ${formatAuthority(e.address, e.targetPort)} (sni ${opts.servername ?? 'none'}) failed: ${err.message}`, { cause: err }));
+      };
+      socket.once('error', onError);
+    });
+  }
+
+  /** The byte stream an upstream HTTP connection runs on: transport (HBONE or TCP), then TLS when asked. */
+  async function openStream(e: UpstreamEndpoint, headers: Record<string, string> | undefined, policy: UpstreamConnectionPolicy | undefined, alpn: string): Promise<Duplex> {
+    const timeoutMs = policy?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let base: Duplex;
+    if (e.transport === 'tcp') base = await connectTcp(e, timeoutMs);
+    else {
+      try {
+        base = (await tunnel({ endpoint: e, ...(headers ? { headers } : {}) })).stream as unknown as Duplex;
+      } catch (err) {
+        throw connectFailure(err, `${e.address}:${options.hbonePort}`);
+      }
+      // Node's HTTP/1.1 client writes strings; an HTTP/2 stream needs them as Buffers (see stream-compat).
+      if (!policy?.tls) asHttp1Socket(base);
+    }
+    return policy?.tls ? originateTls(base, e, policy.tls, alpn, timeoutMs) : base;
+  }
+
+  const connState = new WeakMap<object, ConnectionState>();
+
   // HBONE streams are not net.Sockets: the Agent's socket-level calls (keep-alive probes, ref/unref) do not apply.
   class HboneAgent extends http.Agent {
+    override getName(o?: http.ClientRequestArgs): string {
+      const c = (o as TunnelRequestOptions | undefined)?.ambitTunnel?.connection;
+      const base = super.getName(o);
+      return c ? `${base}|${c.poolKey}${c.tls ? '|tls' : ''}` : base;
+    }
     override createConnection(o: TunnelRequestOptions, cb: (err: Error | null, socket?: Duplex) => void): undefined {
       const t = o.ambitTunnel!;
-      tunnel(t).then((tun) => {
-        cb(null, asHttp1Socket(tun.stream as unknown as Duplex));
+      openStream(t.endpoint, t.headers, t.connection, t.alpn).then((socket) => {
+        connState.set(socket, { served: 0, policy: t.connection });
+        cb(null, socket);
       }, (err: unknown) => cb(connectFailure(err, `${t.endpoint.address}:${options.hbonePort}`)));
       return undefined;
     }
-    override keepSocketAlive(): boolean {
+    override keepSocketAlive(socket: Duplex): boolean {
+      const st = connState.get(socket);
+      const max = st?.policy?.maxRequestsPerConnection ?? 0;
+      if (st && max > 0 && st.served >= max) return false;
+      if (st?.policy) st.idle = setTimeout(() => socket.destroy(), st.policy.idleTimeoutMs).unref();
       return true;
     }
-    override reuseSocket(_socket: unknown, req: http.ClientRequest): void {
+    override reuseSocket(socket: Duplex, req: http.ClientRequest): void {
+      const st = connState.get(socket);
+      if (st?.idle) { clearTimeout(st.idle); delete st.idle; }
       req.reusedSocket = true;
     }
   }
   const agent = new HboneAgent({ keepAlive: true, maxFreeSockets: options.maxIdlePerEndpoint ?? 16, scheduling: 'lifo' });
 
-  function h2Session(e: UpstreamEndpoint, headers?: Record<string, string>): Promise<ClientHttp2Session> {
-    const key = `${e.address}|${e.targetPort}`;
+  function h2Session(e: UpstreamEndpoint, headers: Record<string, string> | undefined, policy: UpstreamConnectionPolicy | undefined): { key: string; session: Promise<ClientHttp2Session> } {
+    const key = `${e.address}|${e.targetPort}|${policy?.poolKey ?? ''}${policy?.tls ? '|tls' : ''}`;
     const existing = h2Sessions.get(key);
-    if (existing) return existing;
-    const p = tunnel({ endpoint: e, ...(headers ? { headers } : {}) }).then((tun) => {
-      const session = http2.connect(`http://${formatAuthority(e.address, e.targetPort)}`, { createConnection: () => tun.stream as unknown as Duplex });
+    if (existing) return { key, session: existing };
+    const p = openStream(e, headers, policy, 'h2').then((stream) => {
+      const session = http2.connect(`${policy?.tls ? 'https' : 'http'}://${formatAuthority(e.address, e.targetPort)}`, { createConnection: () => stream });
+      connState.set(session, { served: 0, policy });
       const drop = (): void => { if (h2Sessions.get(key) === p) h2Sessions.delete(key); };
       session.on('error', (err) => { log.debug({ endpoint: key, err: err.message }, 'upstream HTTP/2 session error'); drop(); });
       session.once('close', drop);
       session.once('goaway', drop);
+      // A session without streams for idleTimeout is closed.
+      if (policy) session.setTimeout(policy.idleTimeoutMs, () => { drop(); session.close(); });
       return session;
     }, (err: unknown) => { h2Sessions.delete(key); throw connectFailure(err, `${e.address}:${options.hbonePort}`); });
     h2Sessions.set(key, p);
-    return p;
+    return { key, session: p };
   }
 
   function requestHttp1(req: UpstreamRequest): UpstreamCall {
@@ -133,9 +228,10 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     const o: TunnelRequestOptions = {
       agent, host: e.address, port: e.targetPort, method: req.method, path: req.path,
       headers: { ...req.headers, host: req.authority },
-      ambitTunnel: { endpoint: e, ...(req.tunnelHeaders ? { headers: req.tunnelHeaders } : {}) },
+      ambitTunnel: { endpoint: e, alpn: 'http/1.1', ...(req.tunnelHeaders ? { headers: req.tunnelHeaders } : {}), ...(req.connection ? { connection: req.connection } : {}) },
     };
     const creq = http.request(o);
+    creq.once('socket', (socket) => { const st = connState.get(socket); if (st) st.served++; });
     let failure: UpstreamFailure | undefined;
     const response = new Promise<UpstreamResponse>((resolve, reject) => {
       creq.once('response', (m) => {
@@ -169,11 +265,19 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     let aborted: UpstreamFailure | undefined;
     let stream: http2.ClientHttp2Stream | undefined;
     const response = new Promise<UpstreamResponse>((resolve, reject) => {
-      h2Session(e, req.tunnelHeaders).then((session) => {
+      const { key, session: pending } = h2Session(e, req.tunnelHeaders, req.connection);
+      pending.then((session) => {
         if (aborted) throw new UpstreamError(aborted, `request to ${e.address}:${e.targetPort} cancelled`);
         const s = session.request({
           ...req.headers, ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': req.scheme,
         });
+        const st = connState.get(session);
+        const max = st?.policy?.maxRequestsPerConnection ?? 0;
+        if (st && max > 0 && ++st.served >= max) {
+          // The session carried its last request: new requests open another; this one closes after its streams.
+          if (h2Sessions.get(key) === pending) h2Sessions.delete(key);
+          session.close();
+        }
         stream = s;
         body.pipe(s);
         const trailers = new Promise<IncomingHttpHeaders | undefined>((r) => {
@@ -213,6 +317,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
   return {
     request: (req) => (req.protocol === 'http2' ? requestHttp2(req) : requestHttp1(req)),
     tunnel,
+    connectTcp,
     stats: () => ({ http1Endpoints: Object.keys(agent.freeSockets).length + Object.keys(agent.sockets).length, http2Sessions: h2Sessions.size }),
     close() {
       agent.destroy();

@@ -67,7 +67,8 @@ export function compileObject(o: KubeObject, options: CompileOptions): CompiledP
     }
     case 'DestinationRule': {
       if (!spec) fail('spec', 'is required');
-      return { kind: 'DestinationRule', rule: compileDestinationRule(spec, ns, `DestinationRule ${key}`, options), created };
+      const rule = compileDestinationRule(spec, ns, `DestinationRule ${key}`, options);
+      return { kind: 'DestinationRule', rule: { ...rule, source: { kind: 'DestinationRule', metadata: { name: o.metadata.name, namespace: ns }, spec: o.spec } }, created };
     }
     case 'HTTPRoute':
     case 'GRPCRoute': {
@@ -267,7 +268,7 @@ function istioHeaderOps(v: unknown, at: string): HeaderOps {
 // ---------------------------------------------------------------------------------------------------------------
 // DestinationRule
 
-function compileDestinationRule(spec: Obj, ns: string, origin: string, options: CompileOptions): CompiledDestinationRule {
+function compileDestinationRule(spec: Obj, ns: string, origin: string, options: CompileOptions): Omit<CompiledDestinationRule, 'source'> {
   const host = fqdn(str(spec.host, 'spec.host', { required: true })!, ns, options.domainSuffix);
   const subsets = new Map<string, Subset>();
   list(spec.subsets, 'spec.subsets').forEach((s, i) => {

@@ -144,6 +144,8 @@ export interface CompiledDestinationRule {
   readonly subsets: ReadonlyMap<string, Subset>;
   /** spec.trafficPolicy as written (connectionPool, outlierDetection, loadBalancer, portLevelSettings). */
   readonly trafficPolicy?: unknown;
+  /** The object as accepted (name, namespace, spec): policy/ merges and compiles its traffic policies per cluster. */
+  readonly source: { readonly kind: 'DestinationRule'; readonly metadata: { readonly name: string; readonly namespace?: string }; readonly spec: unknown };
 }
 
 /** A service as the router sees it. */

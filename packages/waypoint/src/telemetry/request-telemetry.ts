@@ -100,12 +100,20 @@ export interface RequestResultFields {
   upstreamFailureReason?: string;
 }
 
+export interface FinishedRequest {
+  readonly status: number;
+  readonly grpcStatus?: string;
+  readonly durationMs: number;
+  readonly startTime: Date;
+}
+
 /** The per-request record; `finish` is idempotent and writes metrics and the access line once. */
 export class RequestResult {
   private readonly startedAt = performance.now();
   private readonly startTime = new Date();
   private readonly flags = new Set<ResponseFlag>();
   private done = false;
+  private readonly finishers: Array<(f: FinishedRequest) => void> = [];
   readonly fields: RequestResultFields = {};
   requestBytes = 0;
   responseBytes = 0;
@@ -126,11 +134,22 @@ export class RequestResult {
     Object.assign(this.fields, fields);
   }
 
+  /** Runs `fn` once the request finished, after metrics and the access line (tracing exports its span here). */
+  onFinish(fn: (f: FinishedRequest) => void): void {
+    this.finishers.push(fn);
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
   finish(status: number, grpcStatus?: string): void {
     if (this.done) return;
     this.done = true;
     if (this.requestBytesFrom) this.requestBytes = this.requestBytesFrom();
-    this.sink.record(this, status, grpcStatus, performance.now() - this.startedAt, this.startTime);
+    const durationMs = performance.now() - this.startedAt;
+    this.sink.record(this, status, grpcStatus, durationMs, this.startTime);
+    for (const fn of this.finishers) fn({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), durationMs, startTime: this.startTime });
   }
 }
 
