@@ -9,7 +9,7 @@ import {
   WATCHED_KINDS, analyze, formatDiagnostic, isWatchedKind, type Diagnostic, type KubeObject,
 } from '@ambit/api';
 import { bool, parseFlags, str } from './args.js';
-import { apiMessage, connect, statusOf } from './kube.js';
+import { apiMessage, connect, retryTransient, statusOf } from './kube.js';
 import { CliError, formatStructured, parseOutputFormat, type CliIo } from './io.js';
 
 /** istioctl's exit code for "analysis found issues at or above the failure threshold". */
@@ -61,7 +61,7 @@ async function clusterObjects(io: CliIo, values: Record<string, unknown>, namesp
   for (const [kind, info] of Object.entries(WATCHED_KINDS)) {
     const apiVersion = info.group ? `${info.group}/${info.version}` : info.version;
     try {
-      const list = await kube.objects.list(apiVersion, kind, info.namespaced ? namespace : undefined);
+      const list = await retryTransient(() => kube.objects.list(apiVersion, kind, info.namespaced ? namespace : undefined));
       for (const item of list.items) out.push({ ...(item as KubeObject), apiVersion, kind });
     } catch (err) {
       if (statusOf(err) === 404) continue; // CRD not installed: nothing of that kind to analyze
@@ -103,7 +103,9 @@ export async function analyzeCommand(argv: readonly string[], io: CliIo): Promis
     const withNs = info?.namespaced === false || o.metadata.namespace ? o : { ...o, metadata: { ...o.metadata, namespace: str(values, 'namespace') ?? 'default' } };
     merged.set(key(withNs), withNs);
   }
-  const diagnostics = analyze([...merged.values()])
+  // Files alone are not a whole cluster: checks that need kinds the files do not contain (pods for subsets) are
+  // skipped rather than reported against every object.
+  const diagnostics = analyze([...merged.values()], { assumeComplete: useKube })
     .filter((d) => LEVELS.indexOf(d.severity) >= showAt)
     .filter((d) => all || !namespace || !d.namespace || d.namespace === namespace);
   print(diagnostics, format, io, namespace, all);

@@ -79,3 +79,21 @@ export function apiMessage(err: unknown): string {
   const server = /cannot|ECONNREFUSED|ENOTFOUND|certificate/i.test(msg) ? ' (is the cluster reachable with this kubeconfig?)' : '';
   return `${msg}${server}`;
 }
+
+/**
+ * Retries a read the apiserver refused for a moment (429 Too Many Requests, 503, or a CRD whose storage is still
+ * initializing right after it was created), like kubectl's client does; gives up after `budgetMs`.
+ */
+export async function retryTransient<T>(fn: () => Promise<T>, budgetMs = 15_000): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      const status = statusOf(err);
+      const transient = status === 429 || status === 503 || /storage is \(re\)initializing/.test(apiMessage(err));
+      if (!transient || Date.now() + delay > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

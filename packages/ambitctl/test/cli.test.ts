@@ -4,19 +4,9 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { main, parseDurationMs, formatTable, type CliIo } from '../src/index.js';
+import { main, parseDurationMs, formatTable } from '../src/index.js';
+import { captureIo } from './io-capture.js';
 
-export function captureIo(env: Record<string, string | undefined> = {}): CliIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    env,
-    interactive: false,
-    out(t: string) { io.stdout += t; },
-    err(t: string) { io.stderr += t; },
-  };
-  return io;
-}
 
 test('waypoint generate prints istioctl\'s Gateway, with --for and -r only when given', async () => {
   const io = captureIo();
