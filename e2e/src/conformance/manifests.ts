@@ -63,14 +63,14 @@ spec:
 `;
 }
 
-function clientYaml(ns: string): string {
+function clientYaml(ns: string, name = 'client'): string {
   return `apiVersion: v1
 kind: ServiceAccount
 metadata: {name: client, namespace: ${ns}}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: client, namespace: ${ns}}
+metadata: {name: ${name}, namespace: ${ns}}
 spec:
   replicas: 1
   selector: {matchLabels: {app: client}}
@@ -101,7 +101,8 @@ export function fixtureYaml(options: FixtureOptions): string {
   for (const app of new Set((options.extraBackends ?? []).map((b) => b.app))) docs.push(service(MESH_NS, app, { app }));
   if (options.consumer) {
     docs.push(`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${CONSUMER_NS}, labels: {istio.io/dataplane-mode: ambient}}\n`);
-    docs.push(clientYaml(CONSUMER_NS));
+    // Its own Deployment name: pod names stay unique across namespaces (the embedded mesh keys sandboxes by name).
+    docs.push(clientYaml(CONSUMER_NS, 'consumer-client'));
   }
   return docs.join('---\n');
 }

@@ -299,7 +299,7 @@ class EmbeddedConformanceMesh implements MeshUnderTest {
 
   async run<T>(plan: ClientPlan, from: ClientName = 'client'): Promise<T> {
     const ns = from === 'consumer' ? CONSUMER_NS : MESH_NS;
-    const pod = this.mesh.pods.find((p) => p.namespace === ns && p.deployment === 'client');
+    const pod = this.mesh.pods.find((p) => p.namespace === ns && p.labels.app === 'client');
     if (!pod) throw new Error(`no client pod in ${ns}`);
     const arg = Buffer.from(JSON.stringify({ ...plan, resolve: this.resolveMap(from) })).toString('base64');
     const r = await this.mesh.topo.execIn(pod.netns, [process.execPath, CLIENT_SCRIPT, arg], { timeoutMs: planTimeoutMs(plan), maxBufferBytes: 64 << 20 });
