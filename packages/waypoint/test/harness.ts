@@ -43,6 +43,8 @@ export interface Endpoint {
   readonly seen: SeenRequest[];
   /** Queue of forced statuses for the next requests (retry tests). */
   readonly failNext: number[];
+  /** HBONE CONNECTs this endpoint's agent accepted (new upstream connections from the waypoint). */
+  readonly connects: { count: number };
 }
 
 export interface SeenRequest {
@@ -75,16 +77,22 @@ export interface Harness {
   readonly logs: Array<Record<string, unknown>>;
   readonly ca: CertificateAuthority;
   readonly client: HboneClient;
+  /** Adds Address resources (services, workloads) through the xDS conversion path. */
+  addAddresses(resources: Array<{ name: string; message: PbAddress }>): void;
   /** Applies configuration objects through the xDS raw-type path; returns the NACKed names with messages. */
   applyConfig(objects: KubeObject[], removed?: string[]): readonly { name: string; message: string }[];
   /** Opens a tunnel to the waypoint for `authority` (VIP:port) as the client workload. */
   tunnel(authority: string, identity?: string): Promise<Duplex>;
   /** One HTTP/1.1 request on a fresh tunnel. */
   request(authority: string, opts?: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer; host?: string }): Promise<Reply>;
+  /** Sums a counter's samples whose labels include `labels`. */
+  metric(name: string, labels: Record<string, string>): Promise<number>;
   /** HTTP/2 prior knowledge session over a tunnel. */
   h2(authority: string): Promise<http2.ClientHttp2Session>;
   close(): Promise<void>;
 }
+
+export const ipBytes = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
 
 export const VIPS = { echo: '10.96.0.10', echoV1: '10.96.0.11', echoV2: '10.96.0.12', other: '10.96.0.13' } as const;
 
@@ -133,7 +141,7 @@ async function listenOn(server: net.Server, host: string, port = 0): Promise<num
   return (server.address() as AddressInfo).port;
 }
 
-export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: () => number; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: () => number; env?: Record<string, string>; environment?: Record<string, string>; spanFlushIntervalMs?: number } = {}): Promise<Harness> {
   const ca = await CertificateAuthority.create({ trustDomain: TD });
   const dir = mkdtempSync(join(tmpdir(), 'ambit-waypoint-test-'));
   writeFileSync(join(dir, 'ca.pem'), ca.rootCertPem);
@@ -148,7 +156,7 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
   let hbonePort = 0;
   const endpoints: Endpoint[] = [];
   for (const d of defs) {
-    const ep = { ...d, seen: [] as SeenRequest[], failNext: [] as number[] };
+    const ep = { ...d, seen: [] as SeenRequest[], failNext: [] as number[], connects: { count: 0 } };
     const h1 = http.createServer(echoHandler(ep));
     const h2 = http2.createServer(echoHandler(ep));
     const tcp = net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.write(`hello from ${d.name}\n`); s.pipe(s); });
@@ -161,6 +169,7 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
     const agent = new HboneServer({
       credentials: creds, trustDomain: TD,
       onConnect: (req) => {
+        ep.connects.count++;
         const app = net.connect({ host: req.authority.host, port: req.authority.port, allowHalfOpen: true });
         app.once('connect', () => { try { void splice(app, req.accept()); } catch { app.destroy(); } });
         app.once('error', (err) => req.reject(503, `connect to app failed: ${err.message}`));
@@ -183,12 +192,12 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
   const app = await createWaypointApp(config, {
     logger, registry, version: 'test', exit: () => {}, discovery: 'external',
     ...(opts.plugins ? { plugins: opts.plugins } : {}), ...(opts.random ? { random: opts.random } : {}),
+    ...(opts.environment ? { environment: opts.environment } : {}), ...(opts.spanFlushIntervalMs ? { spanFlushIntervalMs: opts.spanFlushIntervalMs } : {}),
   });
   await app.start();
   closers.push(() => app.shutdown('test done'));
 
   // Address resources, through the xDS client's conversion path.
-  const ipBytes = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
   const svc = (name: string, vip: string): PbAddress => ({
     service: {
       name, namespace: NS, hostname: `${name}.${NS}.svc.${TD}`, addresses: [{ network: '', address: ipBytes(vip) }],
@@ -216,9 +225,12 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
     ...endpoints.map((e) => ({ name: `Kubernetes//Pod/${NS}/${e.name}`, message: wl(e) })),
     { name: `Kubernetes//Pod/${NS}/client-0`, message: client },
   ];
-  const converted = convertAddressResponse(resources.map((r) => ({ name: r.name, message: decodeAny<PbAddress>(encodeAny(ADDRESS_TYPE_URL, r.message)) })), []);
-  const applied = app.addressUpdater.applyDelta(converted.batch);
-  if (applied.rejected.length) throw new Error(`harness Address data rejected: ${applied.rejected.map((r) => r.message).join('; ')}`);
+  const addAddresses = (list: Array<{ name: string; message: PbAddress }>): void => {
+    const converted = convertAddressResponse(list.map((r) => ({ name: r.name, message: decodeAny<PbAddress>(encodeAny(ADDRESS_TYPE_URL, r.message)) })), []);
+    const applied = app.addressUpdater.applyDelta(converted.batch);
+    if (applied.rejected.length) throw new Error(`harness Address data rejected: ${applied.rejected.map((r) => r.message).join('; ')}`);
+  };
+  addAddresses(resources);
 
   const xdsConfig = configObjectXdsType(app.configStore);
   const clientCert = await ca.issueWorkloadCertificate(CLIENT_ID);
@@ -239,6 +251,12 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
 
   const h: Harness = {
     app, endpoints, registry, logs: lines, ca, client: hboneClient,
+    addAddresses,
+    async metric(name, labels) {
+      const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+      const values = (m?.values ?? []) as Array<{ labels: Record<string, string | number>; value: number }>;
+      return values.filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)).reduce((a, v) => a + v.value, 0);
+    },
     applyConfig(objects, removed = []) {
       version++;
       return xdsConfig.apply({

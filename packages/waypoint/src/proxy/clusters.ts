@@ -62,6 +62,8 @@ export function createClusterManager(options: ClusterManagerOptions): ClusterMan
   const log = options.logger.child({ component: 'clusters' });
   const now = options.now ?? Date.now;
   const entries = new Map<string, Entry>();
+  // Each build gets its own connection pool: connections made under an older policy (other TLS settings) are not reused.
+  let generation = 0;
 
   function build(name: string, host: string, policy: CompiledTrafficPolicy, protocol: 'http1' | 'http2', explicitLb: boolean): Cluster {
     const active = new Map<string, number>();
@@ -81,7 +83,7 @@ export function createClusterManager(options: ClusterManagerOptions): ClusterMan
       limiter: createClusterLimiter(cp, { protocol, now }),
       outlier: policy.outlierDetection ? createOutlierDetector(policy.outlierDetection) : undefined,
       connection: {
-        poolKey: name,
+        poolKey: `${name}#${++generation}`,
         maxRequestsPerConnection: cp.maxRequestsPerConnection,
         idleTimeoutMs: cp.tcpIdleTimeoutMs !== undefined ? Math.min(cp.tcpIdleTimeoutMs, cp.idleTimeoutMs) : cp.idleTimeoutMs,
         connectTimeoutMs: cp.connectTimeoutMs,
