@@ -58,6 +58,7 @@ try {
   console.log(renderReport(result));
   writeResult(out, result);
   console.log(`\n${result.runs.length} runs in ${result.elapsedS.toFixed(0)} s; wrote ${out}`);
+  if (result.problems.length) process.exitCode = 1;
 } catch (err) {
   console.error(err);
   process.exitCode = 1;

@@ -64,8 +64,10 @@ export interface EmbeddedMeshOptions {
 }
 
 export interface StartWaypointOptions {
-  /** Added to the waypoint's environment (e.g. NODE_OPTIONS=--cpu-prof for a benchmark's profile). */
+  /** Added to the waypoint's environment. */
   env?: Record<string, string>;
+  /** Node flags before the waypoint's main (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). */
+  nodeArgs?: string[];
 }
 
 function jwtFor(namespace: string, serviceAccount: string, podName: string): string {
@@ -475,7 +477,7 @@ export class EmbeddedMesh {
       ...options.env,
     };
     const logFile = join(this.workDir, `waypoint-${name}.log`);
-    const proc = await this.topo.spawnIn(pod.netns, [process.execPath, '--enable-source-maps', WAYPOINT_MAIN], { env, logFile });
+    const proc = await this.topo.spawnIn(pod.netns, [process.execPath, '--enable-source-maps', ...(options.nodeArgs ?? []), WAYPOINT_MAIN], { env, logFile });
     this.waypointProc = proc;
     pod.process = proc;
     await waitFor(async () => {
