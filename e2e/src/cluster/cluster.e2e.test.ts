@@ -53,6 +53,17 @@ metadata: {name: client, namespace: ${NS}}
 spec:
   nodeSelector: {kubernetes.io/hostname: node-3}
   containers: [{name: c, image: registry.k8s.io/pause}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-check, namespace: ${NS}}
+spec:
+  restartPolicy: Never
+  nodeSelector: {kubernetes.io/hostname: node-2}
+  containers:
+    - name: c
+      image: busybox
+      command: [sh, -c, 'for i in $(seq 1 120); do getent hosts echo && exit 0; sleep 0.5; done; cat /etc/resolv.conf; exit 1']
 `;
 
 // One exchange with the Service by its short name through the system resolver (the pod's resolv.conf).
@@ -148,6 +159,12 @@ test('A Deployment of 2 echo replicas behind a Service answers a client pod on a
     // kube-proxy DNATs it to 127.0.0.1:<port> on the node (the forwarder), which needs route_localnet in the node.
     const api = await c.exec({ namespace: NS, name: 'client' }, ['curl', '-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', 'https://10.96.0.1:443/version'], { timeoutMs: 10_000 });
     assert.equal(api.stdout.trim(), '200', `the apiserver answers a pod on its Service IP (/version is public): ${api.stdout} ${api.stderr}`);
+    // The pod's own processes (not only exec) resolve Service names: the kubelet gives them the cluster's resolv.conf.
+    await c.waitFor<{ status?: { phase?: string } } & KubernetesObject>(
+      { apiVersion: 'v1', kind: 'Pod', name: 'dns-check', namespace: NS },
+      (p) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed',
+      { timeoutMs: 90_000, description: 'dns-check finished' },
+    ).then((p) => assert.equal(p.status?.phase, 'Succeeded', 'a container resolves the short Service name through cluster DNS'));
     await rememberPods(c);
     f = footprint(c);
     // A failing test's artifacts: control-plane logs, pod logs per node, kube-proxy and CoreDNS logs.

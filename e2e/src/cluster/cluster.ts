@@ -13,7 +13,7 @@ import { KubeApiError, KubeClient, startControlPlane, type ControlPlane, type Co
 import type { ImageRegistry } from '../kubelet/image-registry.js';
 import { k8sBinaries } from './binaries.js';
 import { startNodePool, type NodePool } from './node-pool.js';
-import { startClusterServices, type ClusterServices } from './services.js';
+import { CLUSTER_DNS_IP, CLUSTER_DOMAIN, startClusterServices, type ClusterServices } from './services.js';
 
 /** Any Kubernetes object, as the API returns it. */
 export interface KubernetesObject {
@@ -338,6 +338,8 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     pool = await startNodePool(controlPlane, nodes, {
       ...(options.imageRegistry ? { imageRegistry: options.imageRegistry } : {}),
       ...(options.nodeLocalPaths ? { nodeLocalPaths: options.nodeLocalPaths } : {}),
+      // Pods resolve Service names through CoreDNS (started below) like in a real cluster.
+      ...(binaries ? { clusterDns: { server: CLUSTER_DNS_IP, clusterDomain: CLUSTER_DOMAIN } } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
     await controlPlane.waitUntil(`${nodes} node(s) Ready`, async () => {

@@ -24,6 +24,8 @@ export interface NodePoolOptions {
   cniBinDirs?: readonly string[];
   /** Host paths that are each node's own (kubelet option; default DEFAULT_NODE_LOCAL_PATHS). */
   nodeLocalPaths?: readonly string[];
+  /** Cluster DNS the kubelets give pods (kubelet --cluster-dns/--cluster-domain). */
+  clusterDns?: { server: string; clusterDomain: string };
   log?: (line: string) => void;
 }
 
@@ -95,6 +97,7 @@ export async function startNodePool(cp: ControlPlane, count: number, options: No
           topology: topo,
           nodeRoot: root,
           ...(options.nodeLocalPaths ? { nodeLocalPaths: options.nodeLocalPaths } : {}),
+          ...(options.clusterDns ? { clusterDns: options.clusterDns } : {}),
           // The node's <root>/opt/cni/bin comes first (the kubelet adds it), then the built-in plugins.
           cniBinDir: [BIN_DIR, ...(options.cniBinDirs ?? [])],
           logDir: join(dir, `logs-n${n}`),

@@ -47,6 +47,12 @@ export interface KubeletOptions {
   nodeRoot?: string;
   /** Paths that are the node's own (default DEFAULT_NODE_LOCAL_PATHS: CNI conf/bin dirs, /var/run/ambit, /var/lib/ambit). */
   nodeLocalPaths?: readonly string[];
+  /**
+   * Cluster DNS (the kubelet's --cluster-dns / --cluster-domain). With it, containers of pods whose dnsPolicy says
+   * so (ClusterFirst for ordinary pods, ClusterFirstWithHostNet for hostNetwork pods) run in a private mount
+   * namespace whose /etc/resolv.conf points at it, as in a real pod. Absent: the host's resolv.conf.
+   */
+  clusterDns?: { server: string; clusterDomain: string };
   /** Images -> local programs; default `createImageRegistry()`. */
   imageRegistry?: ImageRegistry;
   /** Per-pod logs and volumes go under `<logDir>/pods`; the kubelet's own log lines to `log`. */
@@ -242,6 +248,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
         return r.envFor;
       },
       baseEnv,
+      ...(options.clusterDns ? { resolvConf: (p: V1Pod) => podResolvConf(p, options.clusterDns!) } : {}),
       restartBackoff,
       log: klog,
     });
@@ -347,4 +354,38 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       klog('stopped');
     },
   };
+}
+
+/**
+ * The resolv.conf the kubelet gives a pod (Kubernetes' rules): cluster DNS for dnsPolicy ClusterFirst (the
+ * default) unless the pod uses the host network, where only ClusterFirstWithHostNet gets it; `Default` and `None`
+ * (with dnsConfig) as Kubernetes defines them. Undefined means the host's resolv.conf.
+ */
+export function podResolvConf(pod: V1Pod, dns: { server: string; clusterDomain: string }): string | undefined {
+  const policy = pod.spec?.dnsPolicy ?? 'ClusterFirst';
+  const ns = pod.metadata?.namespace ?? 'default';
+  const cfg = pod.spec?.dnsConfig;
+  let servers: string[];
+  let searches: string[];
+  let options: string[];
+  if (policy === 'None') {
+    servers = cfg?.nameservers ?? [];
+    searches = cfg?.searches ?? [];
+    options = [];
+  } else if (policy === 'ClusterFirstWithHostNet' || (policy === 'ClusterFirst' && pod.spec?.hostNetwork !== true)) {
+    servers = [dns.server, ...(cfg?.nameservers ?? [])];
+    searches = [`${ns}.svc.${dns.clusterDomain}`, `svc.${dns.clusterDomain}`, dns.clusterDomain, ...(cfg?.searches ?? [])];
+    options = ['ndots:5'];
+  } else {
+    return undefined;
+  }
+  for (const o of cfg?.options ?? []) {
+    if (!o.name) continue;
+    options = options.filter((x) => x.split(':')[0] !== o.name);
+    options.push(o.value !== undefined ? `${o.name}:${o.value}` : o.name);
+  }
+  const lines = [...servers.map((x) => `nameserver ${x}`)];
+  if (searches.length > 0) lines.push(`search ${searches.join(' ')}`);
+  if (options.length > 0) lines.push(`options ${options.join(' ')}`);
+  return `${lines.join('\n')}\n`;
 }

@@ -6,7 +6,7 @@
 // Containers are processes in the pod's netns (the node's for hostNetwork pods), in their own process group. There
 // is no mount namespace: volumes are directories under the pod's directory, named to the process through env vars
 // (see volumes.ts).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1ContainerState, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type { NetnsProcess } from '../process.js';
@@ -38,6 +38,8 @@ export interface PodWorkerDeps {
   prepareVolumes?(pod: V1Pod, podDir: string): Promise<(container: V1Container) => Record<string, string>>;
   /** Env every container gets first (KUBERNETES_SERVICE_HOST/PORT). */
   baseEnv?(): Promise<Record<string, string>>;
+  /** The pod's /etc/resolv.conf (cluster DNS), or undefined for the host's. */
+  resolvConf?(pod: V1Pod): string | undefined;
   restartBackoff: { baseMs: number; maxMs: number };
   log(line: string): void;
 }
@@ -223,9 +225,17 @@ export class PodWorker {
       this.backoff(c);
       return;
     }
-    const argv = expandCommand(image.argv, env);
+    let argv = expandCommand(image.argv, env);
     const logDir = join(this.podDir, c.spec.name);
     mkdirSync(logDir, { recursive: true });
+    const resolv = this.deps.resolvConf?.(pod);
+    if (resolv !== undefined) {
+      // No container runtime: the pod's resolv.conf is bind-mounted over /etc/resolv.conf in a private mount
+      // namespace of the container's process (unshare and exec keep the PID, so the recorded PID stays real).
+      const file = join(this.podDir, 'resolv.conf');
+      writeFileSync(file, resolv);
+      argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
+    }
     const netns = this.netns!;
     try {
       c.proc = await this.deps.topology.spawnIn(netns, argv, { env: cleanEnv(env), logFile: join(logDir, `${c.restartCount}.log`), cwd: c.spec.workingDir ?? '/' });
