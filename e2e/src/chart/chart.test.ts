@@ -163,10 +163,10 @@ test('node agent DaemonSet: surge update, exactly NET_ADMIN SYS_ADMIN NET_RAW, n
   assert.equal(env.get('AUTH_TOKEN'), '/var/run/secrets/tokens/istio-token');
 });
 
-test('RBAC names every verb, resource and group (no wildcards) and the node agent gets only pods and namespaces', async () => {
+test('RBAC names every verb, resource and group (no wildcards) and the node agent gets only pods, namespaces and its own DaemonSet', async () => {
   const objects = await renderChart({ profile: 'default', apiVersions: [GATEWAY_API_VERSION] });
   const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-  assert.equal(roles.length, 3);
+  assert.equal(roles.length, 4);
   for (const role of roles) {
     for (const rule of rulesOf(role)) {
       const where = `${role.kind} ${role.metadata!.name} ${JSON.stringify(rule)}`;
@@ -179,8 +179,11 @@ test('RBAC names every verb, resource and group (no wildcards) and the node agen
   const agent = mustFind(objects, 'ClusterRole', `ambit-ztunnel-${NS}`);
   assert.deepEqual(rulesOf(agent), [
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
+    { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
     { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
   ]);
+  // In its own namespace, the agent may read its own DaemonSet (to tell an upgrade from an uninstall) and nothing else.
+  assert.deepEqual(rulesOf(mustFind(objects, 'Role', 'ambit-ztunnel')), [{ apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: ['ztunnel'], verbs: ['get'] }]);
   // Every kind the controller watches (packages/api WATCHED_KINDS) is readable cluster-wide.
   for (const [kind, r] of Object.entries(WATCHED_KINDS)) {
     const verbs = rulesOf(mustFind(objects, 'ClusterRole', `ambit-controller-${NS}`))
