@@ -9,7 +9,8 @@
 //   fail=<N>&key=<k>        the first N requests carrying key k fail (code=<c>, default 500; or fail-delay=<d>:
 //                           answer 200 after d, too late for a per-try timeout; or fail-mode=reset: close the TCP
 //                           connection without an answer); later ones answer 200. `attempt` counts requests of k.
-// FAIL_STATUS=<code> in the environment: every request answers that status (a failing endpoint).
+// FAIL_STATUS=<code> in the environment: every request answers that status (a failing endpoint), except the probes'
+// /healthz and /health: the pod is Ready and in the Service, as a broken app whose probe still passes.
 // gRPC over h2c on --grpc-port: unary /ambit.echo.Echo/Echo answers a message whose field 1 (string) is the same
 // JSON object (path = the gRPC method, headers = the request metadata).
 import http from 'node:http';
@@ -63,7 +64,8 @@ const server = http.createServer((req, res) => {
     return;
   }
   const statusPath = /^\/status\/(\d{3})$/.exec(url.pathname);
-  let status = failStatus ?? (statusPath ? Number(statusPath[1]) : q.get('status') ? Number(q.get('status')) : 200);
+  const probe = url.pathname === '/healthz' || url.pathname === '/health';
+  let status = (probe ? undefined : failStatus) ?? (statusPath ? Number(statusPath[1]) : q.get('status') ? Number(q.get('status')) : 200);
   let delayMs = parseDurationMs(q.get('delay'));
   if (failing) {
     if (q.get('fail-delay')) delayMs = Math.max(delayMs, parseDurationMs(q.get('fail-delay')));
