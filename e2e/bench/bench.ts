@@ -399,7 +399,8 @@ async function runRate(bed: Bed, scenario: ScenarioName, rep: number, o: Waypoin
   const evidence = await evidenceSince(bed, scenario, before);
   const statuses = out.statuses as Record<string, number>;
   const problem = pathProblem(scenario, evidence, completed, o.rateConns)
-    ?? (non2xx(statuses) || (out.errors as number) ? `${scenario}: answers ${JSON.stringify(statuses)}, ${String(out.errors)} unanswered` : undefined);
+    ?? (non2xx(statuses) || (out.errors as number) || (out.brokenConns as number)
+      ? `${scenario}: answers ${JSON.stringify(statuses)}, ${String(out.errors)} unanswered, ${String(out.brokenConns)} connection(s) broke ${JSON.stringify(out.broken)}` : undefined);
   const measured = out.cpu as Partial<Record<CpuGroup, CpuSpent>>;
   const cpu = Object.fromEntries((['agentN1', 'agentN2', 'waypoint', 'nginx', 'backend'] as const).map((g) => [g, measured[g] ?? null])) as Record<CpuGroup, CpuSpent | null>;
   return {

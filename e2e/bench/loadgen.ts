@@ -10,6 +10,7 @@
 // /proc here, at the measured window's edges (the pod shares the PID namespace; in-process means no IPC delay).
 // Bounded: at most --max-requests requests, and the process exits 3 when --deadline-ms passes.
 // Output: JSON lines; the last is {"event":"result",...} or {"event":"error",...}.
+import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -62,8 +63,15 @@ class Conn {
   private status = 0;
   dead = false;
 
-  constructor(readonly s: Socket, private readonly onAnswer: (p: Pending, status: number) => void, private readonly onBroken: (why: string) => void) {
+  constructor(readonly s: Socket, private readonly onAnswer: (p: Pending, status: number) => void, private readonly onBroken: (why: string) => void,
+    onDown: (lost: number) => void) {
     s.on('data', (chunk: Buffer) => this.feed(chunk));
+    const down = (): void => {
+      if (this.dead) return;
+      this.dead = true;
+      onDown(this.pending.splice(0).length);
+    };
+    s.on('error', down).on('close', down);
   }
 
   send(p: Pending): void {
@@ -80,6 +88,7 @@ class Conn {
         const head = this.buf.subarray(0, end).toString('latin1');
         this.buf = this.buf.subarray(end + 4);
         this.status = Number(head.slice(9, 12));
+        if (!head.startsWith('HTTP/1.') || !Number.isInteger(this.status)) { this.onBroken(`not an HTTP/1.x status line: ${JSON.stringify(head.slice(0, 60))}`); return; }
         const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
         if (length) this.bodyLeft = Number(length[1]);
         else if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head)) this.bodyLeft = -2;
@@ -106,14 +115,12 @@ class Conn {
   }
 }
 
-function connect(): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
-    s.setNoDelay(true);
-    const t = setTimeout(() => s.destroy(new Error(`connect to ${host}:${port} timed out`)), 10_000);
-    s.once('connect', () => { clearTimeout(t); s.off('error', reject); resolve(s); });
-    s.once('error', (e) => { clearTimeout(t); reject(e); });
-  });
+async function connect(): Promise<Socket> {
+  const s = net.connect({ host, port, noDelay: true, timeout: 10_000 });
+  s.once('timeout', () => s.destroy(new Error(`connect to ${host}:${port} timed out`)));
+  await once(s, 'connect');
+  s.setTimeout(0);
+  return s;
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -132,7 +139,10 @@ async function main(): Promise<Record<string, unknown>> {
   let sent = 0;
   let completed = 0;
   let outstanding = 0;
-  let broken = '';
+  /** What went wrong on connections that broke (a malformed answer, a close mid-run); those connections are dropped. */
+  const broken: string[] = [];
+  const noteBroken = (why: string): void => { if (broken.length < 5 && !broken.includes(why)) broken.push(why); };
+  let brokenConns = 0;
   let onIdle: (() => void) | undefined;
   const conns = sockets.map((s) => new Conn(s, (p, status) => {
     outstanding--;
@@ -142,19 +152,11 @@ async function main(): Promise<Record<string, unknown>> {
       statuses[status] = (statuses[status] ?? 0) + 1;
     }
     if (outstanding === 0 && onIdle) onIdle();
-  }, (why) => { broken ||= why; s.destroy(); }));
-  for (const c of conns) {
-    const down = (): void => {
-      if (c.dead) return;
-      c.dead = true;
-      if (phase !== 'done') broken ||= 'a connection closed during the run';
-      outstanding -= c.pending.length;
-      c.pending.length = 0;
-      if (outstanding === 0 && onIdle) onIdle();
-    };
-    c.s.on('error', down);
-    c.s.on('close', down);
-  }
+  }, (why) => { noteBroken(why); s.destroy(); }, (lost) => {
+    if (phase !== 'done') { brokenConns++; noteBroken('a connection closed during the run'); }
+    outstanding -= lost;
+    if (outstanding === 0 && onIdle) onIdle();
+  }));
   let rr = 0;
   const pick = (): Conn | undefined => {
     let best: Conn | undefined;
@@ -187,7 +189,7 @@ async function main(): Promise<Record<string, unknown>> {
         cpu0 = groups.map((g) => readGroupCpu(g.pids, tck));
         own0 = process.cpuUsage();
       }
-      if ((phase === 'window' && now >= endAt) || total >= maxRequests || broken) {
+      if ((phase === 'window' && now >= endAt) || total >= maxRequests || brokenConns === conns.length) {
         phase = 'done';
         windowEnd = performance.now();
         cpu1 = groups.map((g) => readGroupCpu(g.pids, tck));
@@ -198,7 +200,7 @@ async function main(): Promise<Record<string, unknown>> {
       }
       while (next <= now && total < maxRequests) {
         const c = pick();
-        if (!c) { broken ||= 'every connection is closed'; break; }
+        if (!c) break;
         const rec = phase === 'window';
         if (rec) { lagUs.push((now - next) * 1000); sent++; }
         total++;
@@ -213,10 +215,10 @@ async function main(): Promise<Record<string, unknown>> {
   // Answers still in flight belong to the window: wait for them (at most 3 s).
   if (outstanding > 0) await new Promise<void>((resolve) => { onIdle = resolve; setTimeout(resolve, 3000).unref(); });
   for (const s of sockets) s.destroy();
-  if (broken) throw new Error(broken);
+  if (windowStart === 0) throw new Error(`every connection broke before the measured window: ${broken.join('; ')}`);
   const windowS = (windowEnd - windowStart) / 1000;
   return {
-    conns: nConns, targetRate: rate, windowS, sent, completed, rps: completed / windowS, errors: sent - completed, statuses,
+    conns: nConns, targetRate: rate, windowS, sent, completed, rps: completed / windowS, errors: sent - completed, statuses, brokenConns, broken,
     latency: summarizeUs(latUs), lag: summarizeUs(lagUs),
     cpu: Object.fromEntries(groups.map((g, i) => [g.name, spentBetween(cpu0[i]!, cpu1[i]!)])), loadgenCpuS: ownS,
   };
