@@ -367,7 +367,7 @@ export async function startEmbeddedConformanceMesh(options: ClusterMeshOptions =
 
 /** The mesh the tests run on: the cluster-in-a-box, or the embedded mesh with AMBIT_CONFORMANCE_MESH=embedded. */
 export function startMesh(options: ClusterMeshOptions = {}): Promise<MeshUnderTest> {
-  // eslint-disable-next-line no-restricted-properties -- a test-run switch, read once here
+  // A test-run switch for debugging the waypoint quickly; the required runs use the cluster.
   return process.env.AMBIT_CONFORMANCE_MESH === 'embedded' ? startEmbeddedConformanceMesh(options) : startClusterMesh(options);
 }
 
