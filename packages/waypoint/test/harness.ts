@@ -275,7 +275,7 @@ export async function startHarness(opts: { plugins?: WaypointPlugin[]; random?: 
       const stream = await h.tunnel(authority);
       return new Promise<Reply>((resolve, reject) => {
         // Every request is bounded: a stuck exchange fails the test with its name instead of holding the run.
-        const timer = setTimeout(() => { stream.destroy(); reject(new Error(`request to ${authority}${o.path ?? '/'} got no complete response in 10 s`)); }, 10_000);
+        const timer = setTimeout(() => { stream.destroy(); reject(new Error(`request to ${authority}${o.path ?? '/'} got no complete response in 10 s; last waypoint log lines: ${lines.slice(-4).map((l) => JSON.stringify(l)).join(' | ')}`)); }, 10_000);
         const body = o.body === undefined ? undefined : Buffer.from(o.body);
         const req = http.request({
           createConnection: () => asHttp1Socket(stream) as unknown as net.Socket, method: o.method ?? 'GET', path: o.path ?? '/',

@@ -67,3 +67,20 @@ test('VirtualService fault injection from policy/: abort 100% answers with the c
   const line = h.logs.filter((l) => l.msg === 'request complete' && l.path === '/fault').at(-1)!;
   assert.equal(line.response_flags, 'FI');
 });
+
+test('requests denied by AuthorizationPolicy (403) and RequestAuthentication (401) carry the destination service labels', async () => {
+  clear();
+  assert.deepEqual(h.applyConfig([
+    authorizationPolicy('deny-admin', { targetRefs: [{ kind: 'Service', group: '', name: 'echo' }], action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] }),
+    { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'jwt', namespace: NS },
+      spec: { targetRefs: [{ kind: 'Service', group: '', name: 'echo' }], jwtRules: [{ issuer: 'issuer@example.test', jwks: JSON.stringify({ keys: [] }) }] } },
+  ]), []);
+  const labels = { destination_service_name: 'echo', destination_service_namespace: NS, destination_service: `echo.${NS}.svc.cluster.local`, destination_port: '80' };
+  const denied = await h.metric('istio_requests_total', { ...labels, response_code: '403', response_flags: 'RBAC' });
+  const unauthenticated = await h.metric('istio_requests_total', { ...labels, response_code: '401' });
+  assert.equal((await h.request(ECHO, { path: '/admin/labels' })).status, 403);
+  assert.equal((await h.request(ECHO, { path: '/jwt-labels', headers: { authorization: 'Bearer not.a.jwt' } })).status, 401);
+  assert.equal(await h.metric('istio_requests_total', { ...labels, response_code: '403', response_flags: 'RBAC' }), denied + 1);
+  assert.equal(await h.metric('istio_requests_total', { ...labels, response_code: '401' }), unauthenticated + 1);
+  assert.equal(await h.metric('istio_requests_total', { destination_service_name: 'unknown', response_code: '403' }), 0);
+});

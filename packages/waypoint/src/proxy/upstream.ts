@@ -78,7 +78,7 @@ export interface UpstreamPool {
   /** A raw HBONE tunnel (opaque TCP to a captured workload). */
   tunnel(opts: TunnelOptions): Promise<HboneTunnel>;
   /** A plain TCP connection (opaque TCP to a workload outside the mesh). Rejects with UpstreamError. */
-  connectTcp(endpoint: UpstreamEndpoint, timeoutMs?: number): Promise<net.Socket>;
+  connectTcp(endpoint: UpstreamEndpoint, timeoutMs?: number, allowHalfOpen?: boolean): Promise<net.Socket>;
   stats(): { http1Endpoints: number; http2Sessions: number };
   close(): void;
 }
@@ -127,9 +127,9 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     });
   }
 
-  function connectTcp(e: UpstreamEndpoint, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<net.Socket> {
+  function connectTcp(e: UpstreamEndpoint, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS, allowHalfOpen = true): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: e.address, port: e.targetPort, allowHalfOpen: true });
+      const socket = net.connect({ host: e.address, port: e.targetPort, allowHalfOpen });
       const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
       socket.once('connect', () => { clearTimeout(timer); socket.off('error', onError); resolve(socket); });
       const onError = (err: Error): void => {
@@ -159,7 +159,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
   async function openStream(e: UpstreamEndpoint, headers: Record<string, string> | undefined, policy: UpstreamConnectionPolicy | undefined, alpn: string): Promise<Duplex> {
     const timeoutMs = policy?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     let base: Duplex;
-    if (e.transport === 'tcp') base = await connectTcp(e, timeoutMs);
+    if (e.transport === 'tcp') base = await connectTcp(e, timeoutMs, false);
     else {
       try {
         base = (await tunnel({ endpoint: e, ...(headers ? { headers } : {}) })).stream as unknown as Duplex;
@@ -173,6 +173,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
   }
 
   const connState = new WeakMap<object, ConnectionState>();
+  function destroyIdle(this: Duplex): void { this.destroy(); }
 
   // HBONE streams are not net.Sockets: the Agent's socket-level calls (keep-alive probes, ref/unref) do not apply.
   class HboneAgent extends http.Agent {
@@ -192,13 +193,17 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     override keepSocketAlive(socket: Duplex): boolean {
       const st = connState.get(socket);
       const max = st?.policy?.maxRequestsPerConnection ?? 0;
-      if (st && max > 0 && st.served >= max) return false;
+      if (socket.readableEnded || (st && max > 0 && st.served >= max)) return false;
       if (st?.policy) st.idle = setTimeout(() => socket.destroy(), st.policy.idleTimeoutMs).unref();
+      // The app closing an idle keep-alive connection half-closes the HBONE stream (or TCP socket) only; such a
+      // connection must not carry the next request, which would never be answered.
+      socket.once('end', destroyIdle);
       return true;
     }
     override reuseSocket(socket: Duplex, req: http.ClientRequest): void {
       const st = connState.get(socket);
       if (st?.idle) { clearTimeout(st.idle); delete st.idle; }
+      socket.off('end', destroyIdle);
       req.reusedSocket = true;
     }
   }
