@@ -37,7 +37,7 @@ export interface WaypointRuntime {
   readonly plugins?: readonly WaypointPlugin[];
   /** Uniform in [0, 1); weighted routing, mirrors, retries' jitter, load balancing and trace ids. */
   readonly random?: () => number;
-  /** Values for Telemetry customTags `environment` (main.ts passes process.env). */
+  /** Values for Telemetry customTags `environment` (main.ts passes the process environment, see config/load.ts). */
   readonly environment?: Readonly<Record<string, string | undefined>>;
   /** Zipkin exporter flush period; default 1000 ms (tests shorten it). */
   readonly spanFlushIntervalMs?: number;

@@ -1,7 +1,7 @@
 // Process entry: load config, build the app, handle signals. Nothing else.
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { loadConfig } from './config/load.js';
+import { loadConfig, processEnvironment } from './config/load.js';
 import { createWaypointApp } from './app.js';
 
 const VERSION = '0.1.0';
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = pino({ base: { component: 'waypoint' }, level: config.logLevel, redact: ['*.keyPem', 'keyPem', '*.token', 'authorization', '*.authorization'] });
-  const app = await createWaypointApp(config, { logger, registry: new Registry(), version: VERSION, exit: (code) => process.exit(code), environment: process.env });
+  const app = await createWaypointApp(config, { logger, registry: new Registry(), version: VERSION, exit: (code) => process.exit(code), environment: processEnvironment() });
   // `on`, not `once`: a second signal during the drain must not cut the requests the drain is waiting for.
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => { void app.shutdown(sig).then(() => process.exit(0)); });

@@ -23,6 +23,7 @@ let h: Harness;
 let dir: string;
 let tlsServer: https.Server;
 let plainServer: http.Server;
+let tcpServer: net.Server;
 let files: { ca: string; otherCa: string; clientCert: string; clientKey: string };
 
 async function listen(server: net.Server, host: string): Promise<number> {
@@ -53,13 +54,15 @@ before(async () => {
   const tlsPort = await listen(tlsServer, '127.0.0.4');
   plainServer = http.createServer((req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify({ tls: false, path: req.url, host: req.headers.host })); });
   const plainPort = await listen(plainServer, '127.0.0.1');
+  tcpServer = net.createServer((sock) => { sock.on('error', () => {}); sock.write('hello from outside\n'); sock.pipe(sock); });
+  const tcpPort = await listen(tcpServer, '127.0.0.4');
   // What the controller sends for the ServiceEntries (bound to the waypoint): a Service per host, a Workload per
   // endpoint without tunnel protocol (not in the mesh); the DNS one has a host name instead of an address.
   h.addAddresses([
-    { name: `${NS}/${API_HOST}`, message: { service: { name: 'api', namespace: NS, hostname: API_HOST, addresses: [{ network: '', address: ipBytes(API_VIP) }], ports: [{ service_port: 80, target_port: 443 }] } } },
+    { name: `${NS}/${API_HOST}`, message: { service: { name: 'api', namespace: NS, hostname: API_HOST, addresses: [{ network: '', address: ipBytes(API_VIP) }], ports: [{ service_port: 80, target_port: 443 }, { service_port: 9000, target_port: 9000 }] } } },
     {
       name: `Kubernetes/networking.istio.io/ServiceEntry/${NS}/api/127.0.0.4`,
-      message: { workload: { uid: `Kubernetes/networking.istio.io/ServiceEntry/${NS}/api/127.0.0.4`, name: 'api', namespace: NS, addresses: [ipBytes('127.0.0.4')], workload_name: 'api', canonical_name: 'api', canonical_revision: 'latest', services: { [`${NS}/${API_HOST}`]: { ports: [{ service_port: 80, target_port: tlsPort }] } } } },
+      message: { workload: { uid: `Kubernetes/networking.istio.io/ServiceEntry/${NS}/api/127.0.0.4`, name: 'api', namespace: NS, addresses: [ipBytes('127.0.0.4')], workload_name: 'api', canonical_name: 'api', canonical_revision: 'latest', services: { [`${NS}/${API_HOST}`]: { ports: [{ service_port: 80, target_port: tlsPort }, { service_port: 9000, target_port: tcpPort }] } } } },
     },
     { name: `${NS}/${DNS_HOST}`, message: { service: { name: 'dns', namespace: NS, hostname: DNS_HOST, addresses: [{ network: '', address: ipBytes(DNS_VIP) }], ports: [{ service_port: 80, target_port: 80 }] } } },
     {
@@ -75,6 +78,7 @@ after(async () => {
   tlsServer?.close();
   plainServer?.closeAllConnections();
   plainServer?.close();
+  tcpServer?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -134,4 +138,20 @@ test('a missing caCertificates file answers 503 UF with the reason, without touc
   const line = h.logs.filter((l) => l.msg === 'request complete' && l.path === '/missing-ca').at(-1)!;
   assert.equal(line.response_flags, 'UF');
   assert.match(String(line.upstream_transport_failure_reason), /cannot read caCertificates .*missing\.pem/);
+});
+
+test('opaque TCP to a ServiceEntry endpoint goes over a plain TCP connection (server speaks first, then echoes)', async () => {
+  const t = await h.tunnel(`${API_VIP}:9000`);
+  const text = await new Promise<string>((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(() => reject(new Error(`no echo in 5 s: ${JSON.stringify(got)}`)), 5000);
+    t.on('data', (c: Buffer) => {
+      got += c;
+      if (got === 'hello from outside\n') t.write('ping\n');
+      if (got.endsWith('ping\n')) { clearTimeout(timer); resolve(got); }
+    });
+    t.on('error', reject);
+  });
+  t.destroy();
+  assert.equal(text, 'hello from outside\nping\n');
 });

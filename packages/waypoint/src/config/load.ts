@@ -100,6 +100,11 @@ export interface WaypointLimits {
   readonly connectTimeoutMs: number;
 }
 
+/** The process environment, for Telemetry customTags `environment` (read as the tags ask, not part of the config). */
+export function processEnvironment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
+}
+
 /** Reads the configuration; every problem is reported at once, naming the variable. The only reader of process.env. */
 export function loadConfig(env: EnvLike = process.env): WaypointConfig {
   const problems: string[] = [];

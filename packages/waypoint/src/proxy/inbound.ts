@@ -179,40 +179,15 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
       destinationWorkload: endpoint.workload, destinationIdentity: endpoint.identities[0], upstreamHost: `${endpoint.address}:${endpoint.targetPort}`,
     };
     stream.pause();
-    if (endpoint.transport === 'tcp') {
-      // A workload outside the mesh (ServiceEntry endpoint): a plain TCP connection, bytes spliced both ways.
-      upstream.connectTcp(endpoint, config.limits.connectTimeoutMs).then((socket) => {
-        let fromClient = first?.length ?? 0;
-        let toClient = 0;
-        let error: string | undefined;
-        if (first) socket.write(first);
-        stream.on('data', (c: Buffer) => { fromClient += c.length; });
-        socket.on('data', (c: Buffer) => { toClient += c.length; });
-        stream.pipe(socket);
-        socket.pipe(stream);
-        socket.on('error', (err) => { error ??= `upstream: ${err.message}`; if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR); });
-        stream.on('error', (err) => { error ??= `downstream: ${err.message}`; socket.destroy(); });
-        let closed = 0;
-        const onClose = (): void => {
-          if (++closed < 2) {
-            if ((stream.rstCode ?? 0) !== 0) socket.destroy();
-            return;
-          }
-          tcpTelemetry.record(dest, { bytesFromClient: fromClient, bytesToClient: toClient, durationMs: performance.now() - started, flags: error ? RESPONSE_FLAG.upstreamConnectionTermination : RESPONSE_FLAG.none, ...(error ? { error } : {}) });
-        };
-        socket.once('close', onClose);
-        stream.once('close', onClose);
-      }, (err: Error) => {
-        tcpTelemetry.record(dest, { bytesFromClient: 0, bytesToClient: 0, durationMs: performance.now() - started, flags: RESPONSE_FLAG.upstreamConnectionFailure, error: err.message });
-        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
-      });
-      return;
-    }
-    upstream.tunnel({ endpoint, headers: { ...conn.connectHeaders } }).then((tun) => {
+    const failed = (err: Error): void => {
+      tcpTelemetry.record(dest, { bytesFromClient: 0, bytesToClient: 0, durationMs: performance.now() - started, flags: RESPONSE_FLAG.upstreamConnectionFailure, error: err.message });
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    };
+    /** Bytes both ways; a reset on one side resets the other (TCP RST semantics); one telemetry record at the end. */
+    const pipeBoth = (up: Duplex, reset: () => void, wasReset: () => boolean): void => {
       let fromClient = first?.length ?? 0;
       let toClient = 0;
       let error: string | undefined;
-      const up = tun.stream;
       if (first) up.write(first);
       stream.on('data', (c: Buffer) => { fromClient += c.length; });
       up.on('data', (c: Buffer) => { toClient += c.length; });
@@ -220,7 +195,7 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
       up.pipe(stream);
       const fail = (side: string) => (err: Error) => {
         error ??= `${side}: ${err.message}`;
-        if (!up.destroyed) up.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+        if (!up.destroyed) reset();
         if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
       };
       up.on('error', fail('upstream'));
@@ -228,19 +203,28 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
       let closed = 0;
       const onClose = (): void => {
         if (++closed < 2) {
-          // One side reset: reset the other too (TCP RST semantics).
-          if ((stream.rstCode ?? 0) !== 0 && !up.destroyed) up.close(http2.constants.NGHTTP2_CONNECT_ERROR);
-          if ((up.rstCode ?? 0) !== 0 && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+          if ((stream.rstCode ?? 0) !== 0 && !up.destroyed) reset();
+          if (wasReset() && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
           return;
         }
         tcpTelemetry.record(dest, { bytesFromClient: fromClient, bytesToClient: toClient, durationMs: performance.now() - started, flags: error ? RESPONSE_FLAG.upstreamConnectionTermination : RESPONSE_FLAG.none, ...(error ? { error } : {}) });
       };
       up.once('close', onClose);
       stream.once('close', onClose);
-    }, (err: Error) => {
-      tcpTelemetry.record(dest, { bytesFromClient: 0, bytesToClient: 0, durationMs: performance.now() - started, flags: RESPONSE_FLAG.upstreamConnectionFailure, error: err.message });
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
-    });
+    };
+    if (endpoint.transport === 'tcp') {
+      // A workload outside the mesh (ServiceEntry endpoint): a plain TCP connection.
+      upstream.connectTcp(endpoint, config.limits.connectTimeoutMs).then((socket) => {
+        let errored = false;
+        socket.once('error', () => { errored = true; });
+        pipeBoth(socket, () => socket.destroy(), () => errored);
+      }, failed);
+      return;
+    }
+    upstream.tunnel({ endpoint, headers: { ...conn.connectHeaders } }).then((tun) => {
+      const up = tun.stream;
+      pipeBoth(up as unknown as Duplex, () => up.close(http2.constants.NGHTTP2_CONNECT_ERROR), () => (up.rstCode ?? 0) !== 0);
+    }, failed);
   }
 
   function dispatch(stream: ServerHttp2Stream, conn: DownstreamConnection, protocol: DetectedProtocol, buffered: Buffer): void {
