@@ -16,7 +16,7 @@
 // CPU is utime+stime from /proc of the agents, the waypoint, nginx (master + workers) and the scenario's backend.
 // Each run also records where its requests went (waypoint istio_requests_total, the agents' mTLS connections, nginx's
 // access log) and fails if a scenario did not take its intended path.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -162,8 +162,8 @@ function clockTicks(): number {
 export function machineInfo(): Record<string, unknown> {
   let commit = 'unknown';
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }
-  let nginx = 'unknown';
-  try { nginx = execFileSync(NGINX_BIN, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim(); } catch (err) { nginx = String((err as { stderr?: string }).stderr ?? '').trim() || nginx; }
+  // nginx -v prints to stderr.
+  const nginx = spawnSync(NGINX_BIN, ['-v'], { encoding: 'utf8' }).stderr?.trim() || 'unknown';
   let wrk = 'unknown';
   try { wrk = execFileSync('wrk', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]!.trim(); } catch (err) { wrk = String((err as { stdout?: string }).stdout ?? '').split('\n')[0]!.trim() || wrk; }
   return {
