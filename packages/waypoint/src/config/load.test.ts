@@ -26,3 +26,32 @@ test('every problem is reported at once, naming the variable', () => {
     return true;
   });
 });
+
+test('tracing settings: the Istio extensionProviders zipkin form, default providers and sampling; bad values named', () => {
+  const base = { AMBIT_LOCAL_CONFIG_PATH: '/cfg', AMBIT_LOCAL_CA_CERT: '/ca.pem', AMBIT_LOCAL_CA_KEY: '/ca-key.pem' };
+  const c = loadConfig({
+    ...base,
+    AMBIT_TRACING_PROVIDERS: JSON.stringify({ zipkin: { zipkin: { service: 'zipkin.istio-system.svc.cluster.local', port: 9411 } }, short: { zipkin: { service: 'z', port: 80, path: '/spans', maxTagLength: 64 } } }),
+    AMBIT_TRACING_DEFAULT_PROVIDERS: 'zipkin', AMBIT_TRACING_SAMPLING: '2.5',
+  });
+  assert.deepEqual(c.tracing, {
+    providers: {
+      zipkin: { kind: 'zipkin', url: 'http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans', maxTagLength: 256 },
+      short: { kind: 'zipkin', url: 'http://z:80/spans', maxTagLength: 64 },
+    },
+    defaultProviders: ['zipkin'],
+    defaultSamplingPercentage: 2.5,
+  });
+  assert.deepEqual(loadConfig(base).tracing, { providers: {}, defaultProviders: [], defaultSamplingPercentage: 1 });
+  assert.throws(() => loadConfig({
+    ...base, AMBIT_TRACING_PROVIDERS: JSON.stringify({ otel: { opentelemetry: { service: 'x', port: 4317 } }, z: { zipkin: { service: 'z', port: 99999 } } }),
+    AMBIT_TRACING_DEFAULT_PROVIDERS: 'missing', AMBIT_TRACING_SAMPLING: '150',
+  }), (err: Error) => {
+    assert.match(err.message, /AMBIT_TRACING_PROVIDERS: otel: only zipkin providers are supported/);
+    assert.match(err.message, /AMBIT_TRACING_PROVIDERS: z\.zipkin\.port must be a port number/);
+    assert.match(err.message, /AMBIT_TRACING_DEFAULT_PROVIDERS: provider "missing" is not defined in AMBIT_TRACING_PROVIDERS/);
+    assert.match(err.message, /AMBIT_TRACING_SAMPLING="150" is not a percentage 0\.\.100/);
+    return true;
+  });
+  assert.throws(() => loadConfig({ ...base, AMBIT_TRACING_PROVIDERS: '{not json' }), /AMBIT_TRACING_PROVIDERS is not JSON/);
+});
