@@ -1,7 +1,9 @@
 // Ambit on a 2-node cluster-in-a-box, installed from charts/ambit with helm (scenarios/mesh.ts), the controller and
 // the node agents working together through the real paths: Kubernetes watches, xDS, the CA, HBONE between nodes.
 // One cluster for the whole file (starting one and installing the chart takes about a minute); the tests run in
-// this order and each leaves the mesh as it found it, except the last two which replace controller pods.
+// this order and each leaves the mesh as it found it, except the last, which replaces a controller pod.
+// The controller outage (2 minutes) has its own cluster in controller-outage.e2e.test.ts: node's test runner gives
+// a file 5 minutes.
 //   1. labelling a namespace ambient turns cross-node traffic into HBONE (metrics + packet capture); unlabelling
 //      turns it back to plaintext
 //   2. an AuthorizationPolicy reaches the agents and applies to new connections within 2 s and closes now-denied
@@ -9,195 +11,19 @@
 //   3. the CA refuses a node agent a certificate for a pod on another node, with the reason
 //   4. an invalid VirtualService is refused with a diagnostic naming the field (status + log) while the last good
 //      version keeps being served over xDS
-//   5. the controller scaled to 0 for 2 minutes: established and new connections between known pods keep working;
-//      scaled back, the agents reconnect
-//   6. the leader is killed (SIGKILL, pod force-deleted): the other replica takes over and deploys the waypoint of
+//   5. the leader is killed (SIGKILL, pod force-deleted): the other replica takes over and deploys the waypoint of
 //      a Gateway created after the kill
-import { after, before, test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { ANNOTATIONS, CONNECTION_SECURITY_POLICY, DATAPLANE_MODE, LABELS, METRICS, REDIRECTION, REPORTER } from '@ambit/api';
+import { LABELS, DATAPLANE_MODE } from '@ambit/api';
 import { waitFor } from '../wait.js';
 import type { NetnsProcess } from '../process.js';
-import type { Sample } from '../demo/metrics.js';
+import { ISTIOD, SYSTEM_NS, describePods, holdState, isReady, labelNamespace, scenarioApp, startHoldingConnection } from './mesh.js';
 import {
-  ISTIOD, SYSTEM_NS, counterSum, describePods, holdState, isReady, labelNamespace, scenarioApp, sharedApp, startHoldingConnection, startMesh,
-  type Mesh, type PodView,
-} from './mesh.js';
+  FLIP_NS, MESH_NS, MTLS, captureOnNode1, echoOnce, guarded, m, marker, mtlsCounts, runningPods, useScenarioMesh, waitForCapture,
+} from './scenario.js';
 
-const FLIP_NS = 'scn-flip';
-const MESH_NS = 'scn-mesh';
-const OPENED = METRICS.tcpConnectionsOpened;
-const MTLS = CONNECTION_SECURITY_POLICY.mutualTls;
-
-let mesh: Mesh | undefined;
-let failed = false;
-
-function m(): Mesh {
-  if (!mesh) throw new Error('the mesh did not start (see the before hook)');
-  return mesh;
-}
-
-/** A client (sleeps) on node-1 and an echo server on node-2, each with its own service account. */
-function workloads(namespace: string, ambient: boolean): string {
-  return `
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${namespace}
-  ${ambient ? `labels: {${LABELS.dataplaneMode}: ${DATAPLANE_MODE.ambient}}` : ''}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: client, namespace: ${namespace}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: echo, namespace: ${namespace}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${namespace}, labels: {app: client}}
-spec:
-  nodeName: node-1
-  serviceAccountName: client
-  containers: [{name: sleep, image: registry.k8s.io/pause}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: echo, namespace: ${namespace}, labels: {app: echo}}
-spec:
-  nodeName: node-2
-  serviceAccountName: echo
-  containers: [{name: echo, image: ambit/echo, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: ${namespace}}
-spec:
-  selector: {app: echo}
-  ports: [{name: tcp-echo, port: 8080, targetPort: 8080}]
-`;
-}
-
-async function runningPods(namespace: string, names: readonly string[]): Promise<PodView[]> {
-  return waitFor(async () => {
-    const list = await m().pods(namespace);
-    const ok = names.map((n) => list.find((p) => p.metadata.name === n && p.status.phase === 'Running' && p.status.podIP));
-    return ok.every(Boolean) ? (ok as PodView[]) : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 300, message: `pods ${names.join(', ')} of ${namespace} running` });
-}
-
-/** Waits until every named pod has (or, with false, no longer has) ambient.istio.io/redirection=enabled. */
-async function waitForCapture(namespace: string, names: readonly string[], captured: boolean, timeoutMs = 30_000): Promise<void> {
-  try {
-    await waitFor(async () => {
-      const list = await m().pods(namespace);
-      return names.every((n) => (list.find((p) => p.metadata.name === n)?.metadata.annotations?.[ANNOTATIONS.redirection] === REDIRECTION.enabled) === captured);
-    }, { timeoutMs, intervalMs: 200, message: `pods ${names.join(', ')} of ${namespace} ${captured ? 'captured' : 'released'} (annotation ${ANNOTATIONS.redirection})` });
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${m().logTails(SYSTEM_NS, 20)}`, { cause: err });
-  }
-}
-
-interface EchoResult { ok: boolean; banner: string | null; serverSawPeer: string | null; error?: string }
-
-/** One echo exchange from `client` to host:8080 carrying `marker` (apps/echo-client.js run in the client's netns). */
-async function echoOnce(client: PodView, host: string, marker: string): Promise<EchoResult> {
-  const r = await m().exec(client, [process.execPath, sharedApp('echo-client'), '--host', host, '--port', '8080', '--message', marker, '--timeout-ms', '5000'], 15_000);
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (!line.startsWith('{')) throw new Error(`echo-client printed no result (exit ${r.code}): ${r.stderr.slice(-1000)}`);
-  return JSON.parse(line) as EchoResult;
-}
-
-/** mTLS connections the agents counted for a namespace: node-1 as source, node-2 as destination. */
-async function mtlsCounts(namespace: string): Promise<{ source: number; destination: number; samples: Sample[] }> {
-  const [n1, n2] = await Promise.all([m().agentMetrics('node-1'), m().agentMetrics('node-2')]);
-  return {
-    source: counterSum(n1, OPENED, { reporter: REPORTER.source, source_workload_namespace: namespace, connection_security_policy: MTLS }),
-    destination: counterSum(n2, OPENED, { reporter: REPORTER.destination, destination_workload_namespace: namespace, connection_security_policy: MTLS }),
-    samples: n2.filter((s) => s.name === OPENED),
-  };
-}
-
-const marker = (what: string): string => `AMBIT-${what}-${randomBytes(6).toString('hex')}`;
-
-/** Traffic on node-1's link to the other nodes while `fn` runs. */
-async function captureOnNode1<T>(fn: () => Promise<T>): Promise<{ result: T; text: (needle: string) => boolean; ports: Set<number>; summary: string }> {
-  const topo = m().cluster.nodePool!.topology;
-  const node = topo.node(1);
-  const cap = await topo.capture(node, node.uplink, 'tcp');
-  try {
-    const result = await fn();
-    // Let the last packets reach the pcap file before stopping (tcpdump writes each packet at once with -U).
-    await new Promise((r) => setTimeout(r, 300));
-    const got = await cap.stop();
-    return { result, text: (needle) => got.contains(needle), ports: new Set(got.packets.flatMap((p) => [p.srcPort, p.dstPort])), summary: got.summary(20) };
-  } finally {
-    await cap.stop().catch(() => undefined);
-  }
-}
-
-/**
- * Placeholder pods that take the low pod indices (the kubelet gives a pod 10.0.N.P with the lowest free P). Only for
- * a machine shared with other test runs: their pods hold 10.0.N.2.. in netns of their own, and the agent rightly
- * refuses to capture a pod whose IP several namespaces hold (our kubelet puts no pod UID in cgroups to break the
- * tie). With these, the scenario pods get indices other runs rarely reach. Not needed when e2e files run alone.
- */
-function fillers(count: number): string {
-  const docs = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: scn-filler}`];
-  for (const node of ['node-1', 'node-2']) {
-    for (let i = 0; i < count; i++) {
-      docs.push(`apiVersion: v1\nkind: Pod\nmetadata: {name: ${node}-${i}, namespace: scn-filler}\nspec: {nodeName: ${node}, containers: [{name: pause, image: registry.k8s.io/pause}]}`);
-    }
-  }
-  return docs.join('\n---\n');
-}
-
-before(async () => {
-  const started = Date.now();
-  mesh = await startMesh({ log: (l) => console.log(`# ${l}`) });
-  await mesh.cluster.apply(fillers(6));
-  await waitFor(async () => (await mesh!.pods('scn-filler')).filter((p) => p.status.phase === 'Running').length === 12, { timeoutMs: 60_000, intervalMs: 300, message: 'placeholder pods running' });
-  await mesh.cluster.apply(workloads(FLIP_NS, false));
-  await mesh.cluster.apply(workloads(MESH_NS, true));
-  await runningPods(FLIP_NS, ['client', 'echo']);
-  await runningPods(MESH_NS, ['client', 'echo']);
-  await waitForCapture(MESH_NS, ['client', 'echo'], true, 60_000);
-  console.log(`# mesh with workloads ready in ${Date.now() - started} ms`);
-}, { timeout: 240_000 });
-
-after(async () => {
-  if (!mesh) return;
-  if (failed) {
-    const dir = join(tmpdir(), `ambit-scenarios-failed-${process.pid}`);
-    mkdirSync(dir, { recursive: true });
-    try {
-      mesh.cluster.collectLogs(dir);
-      console.log(`# logs of the failed run: ${dir}`);
-    } catch (err) {
-      console.log(`# collecting logs failed: ${(err as Error).message}`);
-    }
-  }
-  await mesh.stop();
-  mesh = undefined;
-}, { timeout: 180_000 });
-
-/** Marks the run failed (for the logs in `after`) when a test throws. */
-async function guarded(t: TestContext, fn: () => Promise<void>): Promise<void> {
-  const started = Date.now();
-  try {
-    await fn();
-  } catch (err) {
-    failed = true;
-    throw err;
-  } finally {
-    t.diagnostic(`took ${Date.now() - started} ms`);
-  }
-}
+useScenarioMesh();
 
 test('labelling a namespace ambient turns cross-node traffic into HBONE (mutual_tls, no plaintext on the wire); unlabelling turns it back', async (t) => {
   await guarded(t, async () => {
@@ -370,65 +196,6 @@ test('an invalid VirtualService is refused with a diagnostic naming the field wh
       assert.equal(still?.object.metadata.generation, good.metadata.generation);
     } finally {
       await m().cluster.delete(vs(100)).catch(() => undefined);
-    }
-  });
-});
-
-test('with the controller scaled to 0 for 2 minutes, established and new connections between known pods keep working; back, the agents reconnect', { timeout: 290_000 }, async (t) => {
-  await guarded(t, async () => {
-    const [client, echo] = await runningPods(MESH_NS, ['client', 'echo']);
-    const echoIp = echo!.status.podIP!;
-    let hold: NetnsProcess | undefined;
-    let scaledDown = false;
-    try {
-      // Known pods: both captured, certificates issued (a first exchange), one connection held open.
-      const first = await echoOnce(client!, echoIp, marker('KNOWN'));
-      assert.equal(first.ok, true, `echo before the outage: ${JSON.stringify(first)}`);
-      hold = await startHoldingConnection(m(), client!, echoIp, 8080, marker('HOLD-OUTAGE'));
-      const base = await mtlsCounts(MESH_NS);
-
-      // Honest about the method: `kubectl scale --replicas=0` (the pods get SIGTERM and are removed; no replica
-      // serves xDS or the CA until it is scaled back).
-      await m().scaleControllers(0);
-      scaledDown = true;
-      const downAt = Date.now();
-      t.diagnostic('controller scaled to 0; no controller pod left');
-      let newOk = 0;
-      while (Date.now() - downAt < 120_000) {
-        const r = await echoOnce(client!, echoIp, marker('DURING-OUTAGE'));
-        assert.equal(r.ok, true, `a new connection ${Math.round((Date.now() - downAt) / 1000)} s into the outage failed: ${JSON.stringify(r)}`);
-        newOk++;
-        const s = holdState(hold);
-        assert.equal(s.closed, undefined, `the established connection ended during the outage: ${JSON.stringify(s.closed)}`);
-        assert.equal((await m().controllers()).length, 0, 'no controller pod may run during the outage');
-        await new Promise((r) => setTimeout(r, Math.min(10_000, Math.max(0, 120_000 - (Date.now() - downAt)))));
-      }
-      const during = await mtlsCounts(MESH_NS);
-      const echoes = holdState(hold).echoes;
-      t.diagnostic(`outage of ${Date.now() - downAt} ms: ${newOk} new connections ok, ${echoes} echoes on the held one`);
-      assert.ok(during.destination >= base.destination + newOk, 'the new connections during the outage were mutual_tls');
-      assert.ok(echoes >= 500, `the held connection kept carrying data (${echoes} echoes at 200 ms)`);
-
-      await m().scaleControllers(2, 120_000);
-      scaledDown = false;
-      const upAt = Date.now();
-      // Both agents reconnect: each has a synced xDS stream with one of the replicas (/debug/syncz on 15014).
-      const agents = await Promise.all(['node-1', 'node-2'].map((n) => m().agentOn(n)));
-      await waitFor(async () => {
-        const clients: { proxy: string; types: Record<string, { synced: boolean }> }[] = [];
-        for (const c of await m().controllers()) {
-          const r = await m().cluster.nodePool!.topology.execIn(m().netnsOf(c), ['curl', '-sS', '--max-time', '3', 'http://127.0.0.1:15014/debug/syncz'], { timeoutMs: 5000 });
-          if (r.code === 0) clients.push(...(JSON.parse(r.stdout) as { clients: typeof clients }).clients);
-        }
-        return agents.every((a) => clients.some((c) => c.proxy.includes(`~${a.status.podIP}~${a.metadata.name}.`) && Object.values(c.types).length > 0 && Object.values(c.types).every((x) => x.synced)));
-      }, { timeoutMs: 60_000, intervalMs: 1000, message: 'both agents reconnected and synced to a controller replica' });
-      t.diagnostic(`agents reconnected ${Date.now() - upAt} ms after the replicas were Ready`);
-      assert.equal(holdState(hold).closed, undefined, 'the held connection survived the controller coming back');
-      const r = await echoOnce(client!, echoIp, marker('AFTER-OUTAGE'));
-      assert.equal(r.ok, true);
-    } finally {
-      hold?.kill();
-      if (scaledDown) await m().scaleControllers(2, 120_000).catch(() => undefined);
     }
   });
 });

@@ -2,7 +2,7 @@
 // charts/ambit by `helm install` (the controller Deployment with 2 replicas, the agent DaemonSet), plus what the
 // tests need to look inside: pods and their network namespaces, the agents' metrics (15020), container logs, the
 // service-account tokens the kubelet wrote, and small programs run inside pods (scenarios/apps).
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,6 @@ import { k8sBinaries } from '../cluster/binaries.js';
 import { startCluster, type Cluster, type KubernetesObject } from '../cluster/cluster.js';
 import { CHART_DIR, helm, profilePath } from '../chart/helm.js';
 import { parseMetrics, type Sample } from '../demo/metrics.js';
-import { relayLoopbackToService, type ServiceRelay } from './istiod-relay.js';
 
 export const SYSTEM_NS = 'istio-system';
 export const RELEASE = 'ambit';
@@ -54,11 +53,9 @@ export class Mesh {
 
   constructor(
     readonly cluster: Cluster,
-    /** Temp dir: the agents' host directories, root cert copies, artifacts. */
+    /** Temp dir: root cert copies. */
     readonly dir: string,
     private readonly log: (line: string) => void,
-    /** See istiod-relay.ts (a workaround for pods without the cluster's DNS). */
-    private readonly relays: ServiceRelay[] = [],
   ) {}
 
   async pods(namespace: string, selector?: string): Promise<PodView[]> {
@@ -196,7 +193,6 @@ export class Mesh {
 
   /** Uninstalls the release (best effort), stops the cluster, removes the temp dir. */
   async stop(): Promise<void> {
-    for (const r of this.relays.splice(0)) await r.close().catch(() => undefined);
     try {
       if (this.installed) {
         this.installed = false;
@@ -247,10 +243,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'ambit-scenarios-'));
-  const host = join(dir, 'host');
-  for (const d of ['cni-bin', 'cni-conf', 'run']) mkdirSync(join(host, d), { recursive: true });
   let cluster: Cluster | undefined;
-  const relays: ServiceRelay[] = [];
   try {
     cluster = await startCluster({ nodes: 2 });
     log(`cluster up in ${Date.now() - started} ms`);
@@ -260,57 +253,18 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     if (est.code !== 0) throw new Error(`Gateway API CRDs established: ${est.stderr}`);
     const install = await helm([
       'install', RELEASE, CHART_DIR, '--namespace', SYSTEM_NS, '--create-namespace', '-f', profilePath('default'), '--kubeconfig', cluster.kubeconfigPath,
-      // The agents' node directories in a temp dir, and one socket/snapshot per node: in the cluster-in-a-box every
-      // node shares this machine's file system ($(NODE_NAME) is expanded by the kubelet).
-      '--set', `ztunnel.cniBinDir=${join(host, 'cni-bin')}`, '--set', `ztunnel.cniConfDir=${join(host, 'cni-conf')}`,
-      '--set', `ztunnel.runDir=${join(host, 'run')}`,
-      '--set', `ztunnel.env.AMBIT_CNI_SOCKET=${join(host, 'run')}/$(NODE_NAME)/cni.sock`,
-      '--set', `ztunnel.env.AMBIT_POD_SNAPSHOT=${join(host, 'run')}/$(NODE_NAME)/pods.json`,
-      // istiod-relay.ts: pods cannot resolve istiod.istio-system.svc in the box (yet).
-      '--set', `ztunnel.env.XDS_ADDRESS=127.0.0.1:15012`, '--set', `ztunnel.env.CA_ADDRESS=127.0.0.1:15012`,
     ], { timeoutMs: 120_000 });
     if (install.code !== 0) throw new Error(`helm install: ${install.stderr}`);
-    const mesh = new Mesh(cluster, dir, log, relays);
-    await grantPodStatusPatchIfMissing(cluster, log);
-    const istiod = await cluster.client.find<{ spec?: { clusterIP?: string } }>(`/api/v1/namespaces/${SYSTEM_NS}/services/istiod`);
-    if (!istiod?.spec?.clusterIP) throw new Error('Service istio-system/istiod has no ClusterIP');
-    await mesh.waitPods('an agent running on each node', 'app=ztunnel', (l) => l.filter((p) => p.status.phase === 'Running').length === 2, 60_000);
-    for (const agent of await mesh.pods(SYSTEM_NS, 'app=ztunnel')) relays.push(await relayLoopbackToService(mesh.netnsOf(agent), istiod.spec.clusterIP, 15012));
+    const mesh = new Mesh(cluster, dir, log);
     await mesh.waitPods('2 controller replicas Ready', 'app=istiod', (l) => l.filter(isReady).length === 2, 90_000);
     await mesh.waitPods('an agent Ready on each node', 'app=ztunnel', (l) => l.filter(isReady).length === 2, 90_000);
     log(`Ambit installed and Ready ${Date.now() - started} ms after start`);
     return mesh;
   } catch (err) {
-    for (const r of relays) await r.close().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-}
-
-/**
- * WORKAROUND for a chart bug (reported): the agent writes ambient.istio.io/redirection through the pods/status
- * subresource (packages/ztunnel/src/k8s/kube-client.ts, as Istio does), but the chart's ClusterRole grants patch on
- * `pods` only, so every annotation write is refused with 403. While the chart lacks the rule, the test adds exactly
- * that rule for the ztunnel service account and says so; once the chart has it, nothing is added.
- */
-async function grantPodStatusPatchIfMissing(cluster: Cluster, log: (line: string) => void): Promise<void> {
-  const role = await cluster.client.find<{ rules?: { resources?: string[]; verbs?: string[] }[] }>(`/apis/rbac.authorization.k8s.io/v1/clusterroles/ambit-ztunnel-${SYSTEM_NS}`);
-  if (!role) throw new Error(`the chart created no ClusterRole ambit-ztunnel-${SYSTEM_NS}`);
-  if ((role.rules ?? []).some((r) => r.resources?.includes('pods/status') && (r.verbs?.includes('patch') || r.verbs?.includes('*')))) return;
-  log(`WORKAROUND: ClusterRole ambit-ztunnel-${SYSTEM_NS} lacks patch on pods/status (the agent annotates pods through it); granting it for this run`);
-  await cluster.apply(`
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: scenario-workaround-ztunnel-pods-status}
-rules: [{apiGroups: [""], resources: [pods/status], verbs: [patch]}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: scenario-workaround-ztunnel-pods-status}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: scenario-workaround-ztunnel-pods-status}
-subjects: [{kind: ServiceAccount, name: ztunnel, namespace: ${SYSTEM_NS}}]
-`);
 }
 
 /** Labels (or, with undefined, unlabels) a namespace. */
