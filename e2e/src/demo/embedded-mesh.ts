@@ -22,6 +22,7 @@ import { createTopology, type Topology, type TopologyNode, type TopologyPod } fr
 import type { NetnsProcess } from '../process.js';
 import { waitFor } from '../wait.js';
 import { parseManifests, podNameFor, podObject, selects, serviceEnv, servicePorts, type ContainerSpec, type ParsedManifests } from './manifests.js';
+import { waitAgentsKnowHbone, waitAgentsUseWaypoint } from './demo-mesh.js';
 import { httpGetInNetns, relayLoopback, type LoopbackRelay } from './netns-io.js';
 import { applyServiceRules, type ServiceRule } from './service-proxy.js';
 
@@ -391,14 +392,7 @@ export class EmbeddedMesh {
     }
     this.writePods();
     // Every agent must know the new workloads as HBONE before anyone's traffic depends on it.
-    const ips = new Set(pods.map((p) => p.netns.ip));
-    for (const n of this.workerNodes()) {
-      await waitFor(async () => {
-        const dump = JSON.parse((await httpGetInNetns(n.nsPath, '127.0.0.1', PORTS.admin, '/config_dump')).body) as { workloads: { workloadIps?: string[]; protocol?: string }[] };
-        const hbone = dump.workloads.filter((w) => w.protocol === 'HBONE').flatMap((w) => w.workloadIps ?? []);
-        return [...ips].every((ip) => hbone.includes(ip));
-      }, { timeoutMs: 15_000, intervalMs: 100, message: `the agent of node-${n.index} to know the enrolled pods as HBONE` });
-    }
+    await waitAgentsKnowHbone(this.agentNetns(), pods.map((p) => p.netns.ip));
     return pods;
   }
 
@@ -496,12 +490,12 @@ export class EmbeddedMesh {
 
   /** Until every agent routes `namespace/service` through a waypoint. */
   async waitServicesUseWaypoint(namespace: string, names: readonly string[]): Promise<void> {
-    for (const n of this.workerNodes()) {
-      await waitFor(async () => {
-        const dump = JSON.parse((await httpGetInNetns(n.nsPath, '127.0.0.1', PORTS.admin, '/config_dump')).body) as { services: { name?: string; namespace?: string; waypoint?: unknown }[] };
-        return names.every((name) => dump.services.some((s) => s.namespace === namespace && s.name === name && s.waypoint));
-      }, { timeoutMs: 15_000, intervalMs: 100, message: `the agent of node-${n.index} to send ${names.join(', ')} through the waypoint` });
-    }
+    await waitAgentsUseWaypoint(this.agentNetns(), namespace, names);
+  }
+
+  /** Node name -> the netns its agent runs in (the node's own). */
+  agentNetns(): Map<string, string> {
+    return new Map(this.workerNodes().map((n) => [this.nodeName(n.index), n.nsPath]));
   }
 
   /** Runs the bounded load generator inside a pod; returns its JSON summary. */

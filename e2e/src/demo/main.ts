@@ -2,13 +2,14 @@
 // cluster-in-a-box. Exit code 0 only when every step's check passed.
 import { parseArgs } from 'node:util';
 import { createConsole } from './console.js';
+import { runKubernetesDemo } from './kubernetes-demo.js';
 import { runEmbeddedDemo } from './story.js';
 
 const USAGE = `usage: npm run demo [-- --kubernetes] [--keep] [--rate N] [--log-level LEVEL]
   --kubernetes   the same story on the cluster-in-a-box (helm install + ambitctl)
   --keep         keep the work directory (config dir, logs, pcaps) after the demo
   --rate N       requests per second of the load steps (default 40)
-  --log-level    log level of the controller, agents and waypoint (default info)`;
+  --log-level    log level of the controller, agents and waypoint (default info; embedded only)`;
 
 async function main(): Promise<number> {
   let values;
@@ -30,18 +31,18 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (values.kubernetes) {
-    process.stderr.write('ambit demo: --kubernetes is not implemented yet (the cluster-in-a-box story with helm install of charts/ambit and ambitctl);\n' +
-      'run the embedded demo without the flag.\n');
-    return 2;
-  }
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   if (rate !== undefined && !(rate > 0 && rate <= 500)) {
     process.stderr.write(`--rate ${values.rate}: must be a number of requests per second in 1..500\n`);
     return 2;
   }
   const ui = createConsole();
-  const result = await runEmbeddedDemo(ui, { keep: values.keep, ...(rate ? { rate } : {}), ...(values['log-level'] ? { logLevel: values['log-level'] } : {}) });
+  const options = { keep: values.keep, ...(rate ? { rate } : {}), ...(values['log-level'] ? { logLevel: values['log-level'] } : {}) };
+  if (values.kubernetes && values['log-level']) {
+    process.stderr.write('--log-level: with --kubernetes the components log at the chart\'s level (set it in the chart\'s values)\n');
+    return 2;
+  }
+  const result = values.kubernetes ? await runKubernetesDemo(ui, { ...options, handleSignals: true }) : await runEmbeddedDemo(ui, options);
   if (result.failures.length) {
     process.stdout.write(`\nthe demo FAILED:\n${result.failures.map((f) => `  - ${f}`).join('\n')}\n`);
     return 1;
