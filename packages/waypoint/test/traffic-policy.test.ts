@@ -27,6 +27,7 @@ test('connectionPool: maxConnections 1 + http1MaxPendingRequests 1: one active, 
   assert.deepEqual(statuses, [200, 200, 503]);
   const overflow = replies.find((r) => r.status === 503)!;
   assert.equal(overflow.body.trim(), 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
+  assert.equal(overflow.headers['x-envoy-overloaded'], 'true', 'Envoy marks a circuit-breaker overflow');
   const line = h.logs.filter((l) => l.msg === 'request complete' && l.response_code === 503 && String(l.path).startsWith('/pool')).at(-1)!;
   assert.equal(line.response_flags, 'UO');
   assert.equal(line.upstream_cluster, `outbound|80||echo-v1.mesh.svc.cluster.local`);
@@ -43,6 +44,7 @@ test('connectionPool: http2MaxRequests 1: a second concurrent request overflows 
   await new Promise((r) => setTimeout(r, 150));
   const fast = await h.request(V1, { path: '/max-requests-second' });
   assert.equal(fast.status, 503);
+  assert.equal(fast.headers['x-envoy-overloaded'], 'true');
   assert.equal(lastLine('/max-requests-second').response_flags, 'UO');
   assert.equal((await slow).status, 200);
 });

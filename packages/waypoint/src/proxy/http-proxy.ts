@@ -191,6 +191,9 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
 
   /** Envoy's local reply body for a circuit-breaker overflow. */
   const OVERFLOW_BODY = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
+  /** Envoy's router marks requests it dropped (circuit breaking) so callers do not retry them; Istio's waypoint keeps
+   * Envoy headers unless proxyHeaders.envoyDebugHeaders is disabled. */
+  const OVERLOADED = { 'x-envoy-overloaded': 'true' } as const;
 
   type Chosen = { endpoint: UpstreamEndpoint; setCookie?: string } | { error: string };
 
@@ -301,7 +304,7 @@ export function createHttpProxy(inputs: ProxyInputs): HttpProxy {
           if (admitted.kind !== 'lease') retryBudget?.release();
           if (admitted.kind === 'overflow') {
             ctx.result.set({ upstreamFailureReason: admitted.reason });
-            return localReply(ctx, 503, OVERFLOW_BODY, RESPONSE_FLAG.upstreamOverflow);
+            return localReply(ctx, 503, OVERFLOW_BODY, RESPONSE_FLAG.upstreamOverflow, OVERLOADED);
           }
           if (admitted.kind === 'timeout') {
             ctx.result.set({ upstreamFailureReason: `request timeout after ${route!.timeoutMs} ms waiting in the pending queue of ${cluster.name}` });
