@@ -234,7 +234,7 @@ export class PodWorker {
       // namespace of the container's process (unshare and exec keep the PID, so the recorded PID stays real).
       const file = join(this.podDir, 'resolv.conf');
       writeFileSync(file, resolv);
-      argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
+      argv = ['unshare', '--mount', '--propagation', 'slave', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
     }
     const netns = this.netns!;
     try {
