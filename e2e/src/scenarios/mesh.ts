@@ -10,6 +10,7 @@ import { requireRoot, requireTools } from '../root.js';
 import { waitFor } from '../wait.js';
 import type { ExecResult, NetnsProcess } from '../process.js';
 import { k8sBinaries } from '../cluster/binaries.js';
+import { repoPath } from '../kubelet/image-registry.js';
 import { startCluster, type Cluster, type KubernetesObject } from '../cluster/cluster.js';
 import { CHART_DIR, helm, profilePath } from '../chart/helm.js';
 import { parseMetrics, type Sample } from '../demo/metrics.js';
@@ -32,8 +33,15 @@ export interface PodView extends KubernetesObject {
 
 export const isReady = (p: PodView): boolean => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && !p.metadata.deletionTimestamp;
 
-/** Path of a compiled scenario app (scenarios/apps/<name>.js). */
+/**
+ * Apps that run the node agent's own client code (its CA and xDS clients) live with the agent, in
+ * packages/ztunnel/test/pod-apps (this package cannot import the agent: the agent's tests import this package).
+ */
+const AGENT_POD_APPS = new Set(['ca-request', 'xds-config-dump']);
+
+/** Path of a compiled scenario app (scenarios/apps/<name>.js, or the agent's pod apps). */
 export function scenarioApp(name: string): string {
+  if (AGENT_POD_APPS.has(name)) return repoPath(`packages/ztunnel/dist/test/pod-apps/${name}.js`);
   return fileURLToPath(new URL(`./apps/${name}.js`, import.meta.url));
 }
 

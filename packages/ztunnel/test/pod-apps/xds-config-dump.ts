@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { CONFIG_OBJECT_TYPE_URL, decodeConfigObject } from '@ambit/api';
-import { createStateStore, createStateUpdater, createXdsClient } from '@ambit/ztunnel';
+import { createStateStore, createStateUpdater, createXdsClient } from '../../src/index.js';
 
 const { values } = parseArgs({
   options: {

@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { createGrpcCaClient } from '@ambit/ztunnel';
+import { createGrpcCaClient } from '../../src/index.js';
 
 const { values } = parseArgs({
   options: {
