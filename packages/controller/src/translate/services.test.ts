@@ -111,3 +111,12 @@ test('ServiceEntry with a malformed address is an error naming the field', () =>
   const { ctx } = contextWith([]);
   assert.throws(() => translateServiceEntry(se, ctx), /ServiceEntry shop\/bad: spec\.addresses\[0\]: "300\.1\.1\.1" is not an IP address or CIDR/);
 });
+
+test('UDP/SCTP ports are left out and a service port appears once (kube-dns lists 53 for TCP and UDP)', () => {
+  const svc = service('kube-system', 'kube-dns', {
+    clusterIP: '10.96.0.10',
+    ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 }, { name: 'dns-tcp', port: 53, protocol: 'TCP', targetPort: 53 }, { name: 'metrics', port: 9153, protocol: 'TCP', targetPort: 9153 }],
+  });
+  const { ctx } = contextWith([namespace('kube-system'), svc]);
+  assert.deepEqual(translateService(svc, ctx).services[0]!.ports!.map((p) => p.service_port), [53, 9153]);
+});

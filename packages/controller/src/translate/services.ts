@@ -48,18 +48,26 @@ export interface ServicePortSpec {
 
 /** Service.spec.ports -> Port[]; a named targetPort becomes 0 (resolved per endpoint in Workload.services). */
 function kubernetesPorts(svc: KubeObject): Port[] {
-  const specPorts = (svc.spec?.ports ?? []) as ServicePortSpec[];
-  return specPorts.map((p, i) => {
+  const specPorts = (svc.spec?.ports ?? []) as (ServicePortSpec & { protocol?: string })[];
+  const out: Port[] = [];
+  const seen = new Set<number>();
+  specPorts.forEach((p, i) => {
     if (!Number.isInteger(p.port) || p.port! < 1 || p.port! > 65535) {
       throw new TranslationError(svc, `spec.ports[${i}].port`, `${JSON.stringify(p.port)} is not a port number (1..65535)`);
     }
+    // The mesh carries TCP only: UDP and SCTP ports are not the workload API's business (kube-dns lists 53 twice,
+    // TCP and UDP, and a service port may appear only once in a Service).
+    if (p.protocol !== undefined && p.protocol !== 'TCP') return;
+    if (seen.has(p.port!)) return;
+    seen.add(p.port!);
     // The API server defaults an absent targetPort to the port; YAML written by hand may leave it out.
     const target = p.targetPort === undefined ? p.port! : typeof p.targetPort === 'number' ? p.targetPort : /^\d+$/.test(p.targetPort) ? Number(p.targetPort) : 0;
-    const out: Port = { service_port: p.port!, target_port: target };
+    const port: Port = { service_port: p.port!, target_port: target };
     const app = p.appProtocol ? APP_PROTOCOLS[p.appProtocol.toLowerCase()] : undefined;
-    if (app) out.app_protocol = app;
-    return out;
+    if (app) port.app_protocol = app;
+    out.push(port);
   });
+  return out;
 }
 
 function clusterVips(svc: KubeObject): string[] {

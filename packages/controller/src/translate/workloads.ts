@@ -102,8 +102,11 @@ function containerPort(pod: KubeObject, name: string): number | undefined {
  */
 function kubernetesServicePorts(svc: KubeObject, lookup: (name: string) => number | undefined): PortList {
   const ports: Port[] = [];
-  for (const p of (svc.spec?.ports ?? []) as ServicePortSpec[]) {
-    if (!Number.isInteger(p.port)) continue;
+  const seen = new Set<number>();
+  for (const p of (svc.spec?.ports ?? []) as (ServicePortSpec & { protocol?: string })[]) {
+    // TCP only, each service port once (see kubernetesPorts in services.ts).
+    if (!Number.isInteger(p.port) || (p.protocol !== undefined && p.protocol !== 'TCP') || seen.has(p.port!)) continue;
+    seen.add(p.port!);
     let target: number | undefined;
     if (p.targetPort === undefined) target = p.port;
     else if (typeof p.targetPort === 'number') target = p.targetPort;
