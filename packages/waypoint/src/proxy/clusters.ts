@@ -67,8 +67,8 @@ export function createClusterManager(options: ClusterManagerOptions): ClusterMan
 
   function build(name: string, host: string, policy: CompiledTrafficPolicy, protocol: 'http1' | 'http2', explicitLb: boolean): Cluster {
     const active = new Map<string, number>();
-    // No loadBalancer in any DestinationRule: round robin (see README "Not supported / differences").
-    const lb = createLoadBalancer(explicitLb ? policy.loadBalancer : { kind: 'ROUND_ROBIN' }, options.random ? { random: options.random } : {});
+    // No loadBalancer in any DestinationRule: LEAST_REQUEST, Istio's default (power of two choices on live counts).
+    const lb = createLoadBalancer(explicitLb ? policy.loadBalancer : { kind: 'LEAST_REQUEST' }, options.random ? { random: options.random } : {});
     let plan: TlsOriginationPlan = { kind: 'plaintext' };
     let tlsError: string | undefined;
     try {
