@@ -34,7 +34,8 @@ function containerYaml(c: EchoContainer, env: Record<string, string> = {}): stri
 }
 
 function deployment(ns: string, name: string, labels: Record<string, string>, c: EchoContainer, env?: Record<string, string>): string {
-  const l = JSON.stringify(labels).replace(/"/g, '');
+  // JSON is YAML: unquoted `{app:echo}` would be one key "app:echo" with a null value.
+  const l = JSON.stringify(labels);
   return `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ${name}, namespace: ${ns}}
@@ -55,7 +56,7 @@ function service(ns: string, name: string, selector: Record<string, string>): st
 kind: Service
 metadata: {name: ${name}, namespace: ${ns}}
 spec:
-  selector: ${JSON.stringify(selector).replace(/"/g, '')}
+  selector: ${JSON.stringify(selector)}
   ports:
     - {name: http, port: 80, targetPort: 8080, appProtocol: http}
     - {name: http-alt, port: 8080, targetPort: 8080, appProtocol: http}

@@ -6,7 +6,7 @@
 // Cluster setup, as a user does it: Gateway API CRDs, `helm install ambit charts/ambit`, the fixture namespace
 // labelled ambient with its Deployments and Services, `ambitctl waypoint apply -n gateway-conformance-mesh
 // --enroll-namespace --wait`.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,7 +121,7 @@ export interface ClusterMeshOptions {
 
 class ClusterMesh implements MeshUnderTest {
   readonly kind = 'cluster' as const;
-  constructor(readonly cluster: Cluster, private readonly hostDir: string, private readonly log: (line: string) => void) {}
+  constructor(readonly cluster: Cluster, private readonly log: (line: string) => void) {}
 
   async apply(yaml: string): Promise<void> {
     await this.cluster.apply(yaml, { namespace: MESH_NS });
@@ -176,11 +176,7 @@ class ClusterMesh implements MeshUnderTest {
   }
 
   async close(): Promise<void> {
-    try {
-      await this.cluster.stop();
-    } finally {
-      rmSync(this.hostDir, { recursive: true, force: true });
-    }
+    await this.cluster.stop();
   }
 }
 
@@ -201,22 +197,18 @@ export async function startClusterMesh(options: ClusterMeshOptions = {}): Promis
   const images = createImageRegistry({
     [ECHO_IMAGE]: { entrypoint: [process.execPath, e2eAppPath('conformance-echo')], cmd: ['--port', '8080'], requires: [e2eAppPath('conformance-echo')] },
   });
-  // Node directories of the agents go to a temp dir (a hostPath in the box is a path of this machine).
-  const host = mkdtempSync(join(tmpdir(), 'ambit-conformance-host-'));
-  for (const d of ['cni-bin', 'cni-conf', 'run']) mkdirSync(join(host, d));
   const cluster = await startCluster({ nodes: 2, imageRegistry: images });
-  const mesh = new ClusterMesh(cluster, host, log);
+  const mesh = new ClusterMesh(cluster, log);
   try {
     const started = Date.now();
     const step = (what: string) => log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
     await kubectlOk(cluster, ['apply', '--server-side', '-f', join(k8sBinaries().gatewayApiCrdsDir, 'experimental')], 'Gateway API CRDs');
     await kubectlOk(cluster, ['wait', '--for=condition=Established', '--timeout=30s', 'crd/gateways.gateway.networking.k8s.io', 'crd/httproutes.gateway.networking.k8s.io', 'crd/grpcroutes.gateway.networking.k8s.io'], 'Gateway API CRDs established');
     step('Gateway API CRDs installed');
+    // The plain install: each node of the box has its own host directories (the kubelet's node root), and the agent
+    // installs its CNI plugin there itself.
     const install = await helm([
       'install', 'ambit', CHART_DIR, '--namespace', SYSTEM_NS, '--create-namespace', '-f', profilePath('default'), '--kubeconfig', cluster.kubeconfigPath,
-      '--set', `ztunnel.cniBinDir=${join(host, 'cni-bin')}`, '--set', `ztunnel.cniConfDir=${join(host, 'cni-conf')}`, '--set', `ztunnel.runDir=${join(host, 'run')}`,
-      '--set', `ztunnel.env.AMBIT_CNI_SOCKET=${join(host, 'run')}/$(NODE_NAME)/cni.sock`,
-      '--set', `ztunnel.env.AMBIT_POD_SNAPSHOT=${join(host, 'run')}/$(NODE_NAME)/pods.json`,
     ], { timeoutMs: 120_000 });
     if (install.code !== 0) throw new Error(`helm install: ${install.stderr.trim()}`);
     const systemReady = async () => {
@@ -249,14 +241,33 @@ export async function startClusterMesh(options: ClusterMeshOptions = {}): Promis
     step('waypoint Programmed and Ready');
     return mesh;
   } catch (err) {
+    // The setup failed before any test could: keep the logs (the tests' own failures keep theirs in suite.ts).
+    const dir = mkdtempSync(join(tmpdir(), 'ambit-conformance-setup-logs-'));
+    try {
+      cluster.collectLogs(dir);
+      log(`logs of the failed setup in ${dir}`);
+    } catch (e) {
+      log(`collecting logs failed: ${(e as Error).message}`);
+    }
     await mesh.close().catch(() => undefined);
     throw err;
   }
 }
 
+interface EventView {
+  type?: string;
+  reason?: string;
+  message?: string;
+  involvedObject?: { name?: string };
+}
+
+/** Each pod's phase, readiness and capture, and the namespace's Warning events (why a pod is stuck). */
 async function describe(mesh: ClusterMesh, ns: string): Promise<string> {
   const pods = await mesh.pods(ns).catch(() => [] as PodView[]);
-  return `pods in ${ns}:\n` + (pods.map((p) => `  ${p.metadata.name} on ${p.spec.nodeName ?? '-'}: ${p.status.phase} ready=${isReady(p)} redirection=${p.metadata.annotations?.[ANNOTATIONS.redirection] ?? '-'}`).join('\n') || '  (none)');
+  const events = (await mesh.cluster.client.find<{ items: EventView[] }>(`/api/v1/namespaces/${ns}/events`).catch(() => undefined))?.items ?? [];
+  const warnings = events.filter((e) => e.type === 'Warning').slice(-10).map((e) => `  ${e.involvedObject?.name ?? '-'}: ${e.reason}: ${(e.message ?? '').slice(0, 300)}`);
+  return `pods in ${ns}:\n` + (pods.map((p) => `  ${p.metadata.name} on ${p.spec.nodeName ?? '-'}: ${p.status.phase} ready=${isReady(p)} redirection=${p.metadata.annotations?.[ANNOTATIONS.redirection] ?? '-'}`).join('\n') || '  (none)')
+    + (warnings.length ? `\nwarning events in ${ns}:\n${warnings.join('\n')}` : '');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
