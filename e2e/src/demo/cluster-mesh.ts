@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ANNOTATIONS, DATAPLANE_MODE, LABELS, PORTS, REDIRECTION, type KubeObject } from '@ambit/api';
 import { captureDuring, type CaptureResult } from '../capture.js';
+import { netnsPath } from '../naming.js';
 import { AMBITCTL } from '../conformance/mesh.js';
 import { runCommand, type ExecResult } from '../process.js';
 import { describePods, isReady, labelNamespace, startMesh, SYSTEM_NS, type Mesh, type PodView } from '../scenarios/mesh.js';
@@ -118,10 +119,10 @@ export class ClusterDemoMesh implements DemoMesh {
     return await captureDuring(() => topo.capture(node, node.uplink, 'tcp'), work);
   }
 
-  /** Node name -> the network namespace of the Ready agent pod on it. */
+  /** Node name -> the network namespace (path) of the Ready agent pod on it. */
   private async agentNetns(): Promise<Map<string, string>> {
     const agents = (await this.livePods(SYSTEM_NS, 'app=ztunnel')).filter(isReady);
-    return new Map(agents.map((a) => [a.spec.nodeName ?? a.metadata.name, this.mesh.netnsOf(a)]));
+    return new Map(agents.map((a) => [a.spec.nodeName ?? a.metadata.name, netnsPath(this.mesh.netnsOf(a))]));
   }
 
   /**
@@ -208,7 +209,7 @@ export class ClusterDemoMesh implements DemoMesh {
   private async requireWaypoint(): Promise<{ pod: PodView; netns: string }> {
     const pod = await this.waypointPod();
     if (!pod) throw new Error(`no Ready waypoint pod in bookinfo:\n  ${describePods(await this.mesh.pods('bookinfo'))}`);
-    return { pod, netns: this.mesh.netnsOf(pod) };
+    return { pod, netns: netnsPath(this.mesh.netnsOf(pod)) };
   }
 
   async applyConfig(file: string): Promise<KubeObject[]> {

@@ -8,6 +8,8 @@
 //   service-account tokens -> unsigned JWTs naming the service account (embedded CA reads the claims, loopback only)
 //   the agent's annotator  -> `ambient.istio.io/redirection: enabled` written on the Pod objects after capture
 //   istiod's ClusterIP     -> a loopback relay into each node / waypoint netns (netns-io.ts)
+//   cluster DNS            -> an /etc/hosts per pod (bind-mounted in a private mount namespace) naming every Service
+//                             as CoreDNS would (`reviews`, `reviews.bookinfo`, `reviews.bookinfo.svc.cluster.local`)
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -108,7 +110,7 @@ export class EmbeddedMesh {
   /** Nodes, the controller (on its own control-plane node), one agent per node. */
   static async start(options: EmbeddedMeshOptions = {}, progress: (what: string) => void = () => {}): Promise<EmbeddedMesh> {
     requireRoot();
-    requireTools(['ip', 'iptables', 'iptables-restore', 'iptables-save', 'nsenter', 'tcpdump']);
+    requireTools(['ip', 'iptables', 'iptables-restore', 'iptables-save', 'nsenter', 'tcpdump', 'unshare']);
     for (const f of [CONTROLLER_MAIN, AGENT_MAIN, CNI_PLUGIN, LOADGEN]) {
       if (!existsSync(f)) throw new Error(`${f} is missing: build first (npx turbo run build)`);
     }
@@ -316,7 +318,10 @@ export class EmbeddedMesh {
       POD_NAME: pod.name, POD_NAMESPACE: pod.namespace,
     };
     for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
-    return await this.topo.spawnIn(pod.netns, resolved.argv, { env, logFile: join(this.workDir, `pod-${pod.name}.log`) });
+    const hosts = join(this.workDir, `hosts-${pod.name}`);
+    writeFileSync(hosts, hostsFile(this.services, pod.namespace));
+    const argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hosts, ...resolved.argv];
+    return await this.topo.spawnIn(pod.netns, argv, { env, logFile: join(this.workDir, `pod-${pod.name}.log`) });
   }
 
   private async waitListening(pods: MeshPod[]): Promise<void> {
@@ -528,6 +533,22 @@ export class EmbeddedMesh {
     for (const r of this.relays.splice(0)) await r.close().catch(() => undefined);
     await this.topo.destroy();
   }
+}
+
+/**
+ * /etc/hosts for a pod of `namespace`: each Service by the names CoreDNS answers for it (the short name only for the
+ * pod's own namespace, as the search path makes it), so apps find each other by name as in a cluster.
+ */
+export function hostsFile(services: readonly KubeObject[], namespace: string): string {
+  const lines = ['127.0.0.1 localhost', '::1 localhost'];
+  for (const s of services) {
+    const ip = s.spec?.clusterIP as string | undefined;
+    if (!ip) continue;
+    const ns = s.metadata.namespace ?? 'default';
+    const name = s.metadata.name;
+    lines.push([ip, `${name}.${ns}.svc.${CLUSTER_DOMAIN}`, `${name}.${ns}.svc`, `${name}.${ns}`, ...(ns === namespace ? [name] : [])].join(' '));
+  }
+  return lines.join('\n') + '\n';
 }
 
 export interface LoadSummary {

@@ -98,9 +98,11 @@ async function tell(ui: DemoConsole, mesh: DemoMesh, yaml: (f: string) => string
   const s0 = plain.load.byUrl[page]!;
   clientTable(ui, 'productpage (seen by curl)', plain.load, page);
   ui.check(s0.statuses['200'] === requests, `all ${requests} pages answered 200`, JSON.stringify({ ...s0.statuses, ...s0.errors }));
-  // kube-proxy picks a version per connection, and productpage keeps its connections alive: a few connections, so
-  // the split is lumpy; what matters is that nothing steers it yet.
-  ui.check(Object.keys(s0.versions).filter((k) => k !== 'none').length >= 2, 'reviews versions picked at random per connection (no mesh policy yet)', JSON.stringify(s0.versions));
+  // kube-proxy picks a version per connection, and productpage keeps its connections alive: at this rate one or two
+  // connections serve every request, so which versions show is chance (not a check); what matters is that nothing
+  // steers it yet. The waypoint's steps below are the checks on versions.
+  ui.say(`reviews versions seen by productpage: ${Object.entries(s0.versions).map(([k, n]) => `${k}=${n}`).join(' ')} (kube-proxy picks one per connection;\n` +
+    'productpage keeps its connections alive, so one or two picks serve every request: nothing steers them yet)');
   const seen = PLAIN_HOPS.filter((h) => plain.capture.contains(h));
   ui.check(seen.length > 0, 'the capture on node-1\'s link shows plain HTTP between the services', seen.length ? seen.map((h) => `"${h}"`).join(', ') : `none of ${PLAIN_HOPS.join(', ')} in ${plain.capture.packets.length} packets`);
   measurements.plain = { versions: s0.versions, p50Ms: s0.p50Ms, p99Ms: s0.p99Ms, plainHops: seen };
