@@ -4,7 +4,7 @@
 // redirection rules in any pod and nothing of the release. Root only; needs the Kubernetes binaries.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TPROXY_ROUTE_TABLE } from '@ambit/api';
@@ -130,10 +130,8 @@ test('helm install --dry-run=server against a real control plane renders, valida
 test('helm install and uninstall on a 2-node cluster-in-a-box', async (t: TestContext) => {
   requireRoot('chart e2e tests');
   requireTools(['ip', 'nsenter', 'unshare', 'iptables-save']);
-  // Node directories of the agents go to a temp dir, not the machine's /opt/cni/bin, /etc/cni/net.d, /var/run/ambit
-  // (in the cluster-in-a-box a hostPath is a path of this machine).
-  const host = mkdtempSync(join(tmpdir(), 'ambit-chart-host-'));
-  for (const d of ['cni-bin', 'cni-conf', 'run']) mkdirSync(join(host, d));
+  // Each node of the box has its own /etc/cni/net.d, /opt/cni/bin and /var/run/ambit (the kubelet's node roots), so
+  // the chart's defaults work as on real nodes: the agent chains its CNI plugin into the node's primary conflist.
   const c = await startCluster({ nodes: 2 });
   const kubeconfig = ['--kubeconfig', c.kubeconfigPath];
   let installed = false;
@@ -159,12 +157,6 @@ spec:
 
     const install = await helm([
       'install', 'ambit', CHART_DIR, '--namespace', NS, '--create-namespace', '-f', profilePath('default'), ...kubeconfig,
-      '--set', `ztunnel.cniBinDir=${join(host, 'cni-bin')}`, '--set', `ztunnel.cniConfDir=${join(host, 'cni-conf')}`,
-      '--set', `ztunnel.runDir=${join(host, 'run')}`,
-      // Both nodes share this machine's file system: one socket and snapshot per node ($(NODE_NAME) is expanded by
-      // the kubelet from the env var defined before it).
-      '--set', `ztunnel.env.AMBIT_CNI_SOCKET=${join(host, 'run')}/$(NODE_NAME)/cni.sock`,
-      '--set', `ztunnel.env.AMBIT_POD_SNAPSHOT=${join(host, 'run')}/$(NODE_NAME)/pods.json`,
     ], { timeoutMs: 120_000 });
     assert.equal(install.code, 0, `helm install: ${install.stderr}`);
     installed = true;
@@ -225,14 +217,17 @@ spec:
       assert.deepEqual([...new Set(leftovers)], [], 'objects of the release left after helm uninstall');
       const releases = await helm(['list', '--all-namespaces', '--all', '--short', ...kubeconfig]);
       assert.equal(releases.stdout.trim(), '', 'no release record left');
-      // The agents removed their enrollment sockets when they stopped.
-      const sockets = readdirSync(join(host, 'run'), { recursive: true }).map(String).filter((f) => f.endsWith('.sock'));
-      assert.deepEqual(sockets, [], 'enrollment sockets left in the run dir');
+      // On each node: the agents removed their enrollment sockets, and took ambit-cni out of the node's conflist.
+      for (const node of ['node-1', 'node-2']) {
+        const run = c.nodeHostPath(node, '/var/run/ambit');
+        const sockets = existsSync(run) ? readdirSync(run, { recursive: true }).map(String).filter((f) => f.endsWith('.sock')) : [];
+        assert.deepEqual(sockets, [], `enrollment sockets left in ${node}'s /var/run/ambit`);
+        const confDir = c.nodeHostPath(node, '/etc/cni/net.d');
+        for (const f of readdirSync(confDir)) assert.doesNotMatch(readFileSync(join(confDir, f), 'utf8'), /ambit-cni/, `${node}'s ${f} still chains ambit-cni`);
+      }
     });
   } finally {
     if (installed) await helm(['uninstall', 'ambit', '--namespace', NS, '--wait', '--timeout', '60s', ...kubeconfig], { timeoutMs: 90_000 }).catch(() => undefined);
     await c.stop();
-    rmSync(host, { recursive: true, force: true });
   }
-  assert.equal(existsSync(host), false);
 });

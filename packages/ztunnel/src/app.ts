@@ -111,7 +111,7 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   let shuttingDown: Promise<void> | undefined;
 
   // Decided after our enrollment server closed, so only another agent can answer on the socket.
-  const finishCniInstall = async (installer: CniInstaller): Promise<void> => {
+  const finishCniInstall = async (installer: CniInstaller): Promise<boolean> => {
     const cniLog = logLevels.logger('cni-install');
     try {
       await installer.stop();
@@ -120,8 +120,10 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
       });
       cniLog.info({ uninstall: decision.uninstall, reason: decision.reason }, decision.uninstall ? `removing the CNI plugin: ${decision.reason}` : `leaving the CNI plugin installed: ${decision.reason}`);
       if (decision.uninstall) await installer.uninstall();
+      return decision.uninstall;
     } catch (err) {
       cniLog.error({ err }, `CNI plugin uninstall failed: ${(err as Error).message}`);
+      return false;
     }
   };
 
@@ -185,9 +187,16 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
         pods.stopAccepting();
         await enrollServer.close().catch(() => {});
         // An agent that never installed (stopped before its first sync) leaves the node's CNI config alone.
-        if (cniInstaller && cniStarted) await finishCniInstall(cniInstaller);
+        const uninstalling = cniInstaller && cniStarted ? await finishCniInstall(cniInstaller) : false;
         const drained = await connections.waitForDrain(config.drainTimeoutMs);
         if (!drained) log.warn({ left: connections.size }, 'drain bound reached: closing the remaining connections');
+        if (uninstalling) {
+          // Ambit is being removed from this node (no successor agent, the DaemonSet is gone): no pod may keep
+          // redirection rules that point at listeners nobody will serve again.
+          const enrolled = enrollment.list();
+          for (const p of enrolled) await enrollment.release(p.pod.uid).catch((err: Error) => log.warn({ uid: p.pod.uid, err: err.message }, 'pod not released at uninstall'));
+          log.info({ released: enrolled.length }, 'uninstall: released every pod (redirection rules removed)');
+        }
         pods.destroyAll('agent shut down');
         secrets.stop();
         closeCa();
