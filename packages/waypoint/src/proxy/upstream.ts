@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { formatAuthority, HboneError, type HboneClient, type HboneTunnel } from '@ambit/hbone';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { asHttp1Socket } from './stream-compat.js';
+import { Http1Pool, type Http1PoolStats, type Http1PoolTarget } from './http1-pool.js';
 
 export interface TunnelOptions {
   readonly endpoint: UpstreamEndpoint;
@@ -79,7 +80,7 @@ export interface UpstreamPool {
   tunnel(opts: TunnelOptions): Promise<HboneTunnel>;
   /** A plain TCP connection (opaque TCP to a workload outside the mesh). Rejects with UpstreamError. */
   connectTcp(endpoint: UpstreamEndpoint, timeoutMs?: number, allowHalfOpen?: boolean): Promise<net.Socket>;
-  stats(): { http1Endpoints: number; http2Sessions: number };
+  stats(): { http1Endpoints: number; http2Sessions: number; http1: Http1PoolStats };
   close(): void;
 }
 
@@ -88,12 +89,19 @@ export interface UpstreamPoolOptions {
   readonly sourceIdentity: string;
   readonly hbonePort: number;
   readonly logger: Logger;
-  /** Idle keep-alive connections per endpoint. */
-  readonly maxIdlePerEndpoint?: number;
+  /**
+   * HTTP/1.1 connections (HBONE streams) per endpoint and cluster, busy or idle; requests beyond it wait for one to
+   * come free (default 32). All of them stay open while in use and idle until the cluster's idleTimeout, so a burst
+   * does not turn into a stream per request. The cluster's circuit breakers (tcp.maxConnections, pending requests)
+   * apply before a request reaches the pool.
+   */
+  readonly maxConnectionsPerEndpoint?: number;
 }
 
+export const DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT = 32;
+
 interface TunnelRequestOptions extends http.RequestOptions {
-  ambitTunnel?: TunnelOptions & { connection?: UpstreamConnectionPolicy; alpn: string };
+  ambitPool: Http1PoolTarget;
 }
 
 /** What the pool tracks per live upstream connection (HTTP/1.1 socket or HTTP/2 session). */
@@ -166,48 +174,35 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
       } catch (err) {
         throw connectFailure(err, `${e.address}:${options.hbonePort}`);
       }
-      // Node's HTTP/1.1 client writes strings; an HTTP/2 stream needs them as Buffers (see stream-compat).
-      if (!policy?.tls) asHttp1Socket(base);
+      // The HTTP/1.1 client (or TLS on top) writes batches an HTTP/2 stream must not be given as they are (stream-compat).
+      asHttp1Socket(base);
     }
     return policy?.tls ? originateTls(base, e, policy.tls, alpn, timeoutMs) : base;
   }
 
   const connState = new WeakMap<object, ConnectionState>();
-  function destroyIdle(this: Duplex): void { this.destroy(); }
-
-  // HBONE streams are not net.Sockets: the Agent's socket-level calls (keep-alive probes, ref/unref) do not apply.
-  class HboneAgent extends http.Agent {
-    override getName(o?: http.ClientRequestArgs): string {
-      const c = (o as TunnelRequestOptions | undefined)?.ambitTunnel?.connection;
-      const base = super.getName(o);
-      return c ? `${base}|${c.poolKey}${c.tls ? '|tls' : ''}` : base;
+  const http1 = new Http1Pool({
+    maxConnections: options.maxConnectionsPerEndpoint ?? DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+    onError: (err) => log.debug({ err: err.message }, 'idle upstream HTTP/1.1 connection failed'),
+  });
+  /** Pool keys per endpoint and cluster policy, built once (not per request). */
+  const http1Keys = new WeakMap<UpstreamEndpoint, Map<UpstreamConnectionPolicy | undefined, string>>();
+  function http1Target(e: UpstreamEndpoint, policy: UpstreamConnectionPolicy | undefined, tunnelHeaders: Record<string, string> | undefined): Http1PoolTarget {
+    let byPolicy = http1Keys.get(e);
+    if (!byPolicy) { byPolicy = new Map(); http1Keys.set(e, byPolicy); }
+    let key = byPolicy.get(policy);
+    if (key === undefined) {
+      key = `${e.address}|${e.targetPort}|${e.transport}|${policy?.poolKey ?? ''}${policy?.tls ? '|tls' : ''}`;
+      byPolicy.set(policy, key);
     }
-    override createConnection(o: TunnelRequestOptions, cb: (err: Error | null, socket?: Duplex) => void): undefined {
-      const t = o.ambitTunnel!;
-      openStream(t.endpoint, t.headers, t.connection, t.alpn).then((socket) => {
-        connState.set(socket, { served: 0, policy: t.connection });
-        cb(null, socket);
-      }, (err: unknown) => cb(connectFailure(err, `${t.endpoint.address}:${options.hbonePort}`)));
-      return undefined;
-    }
-    override keepSocketAlive(socket: Duplex): boolean {
-      const st = connState.get(socket);
-      const max = st?.policy?.maxRequestsPerConnection ?? 0;
-      if (socket.readableEnded || (st && max > 0 && st.served >= max)) return false;
-      if (st?.policy) st.idle = setTimeout(() => socket.destroy(), st.policy.idleTimeoutMs).unref();
-      // The app closing an idle keep-alive connection half-closes the HBONE stream (or TCP socket) only; such a
-      // connection must not carry the next request, which would never be answered.
-      socket.once('end', destroyIdle);
-      return true;
-    }
-    override reuseSocket(socket: Duplex, req: http.ClientRequest): void {
-      const st = connState.get(socket);
-      if (st?.idle) { clearTimeout(st.idle); delete st.idle; }
-      socket.off('end', destroyIdle);
-      req.reusedSocket = true;
-    }
+    return {
+      key,
+      maxRequestsPerConnection: policy?.maxRequestsPerConnection ?? 0,
+      ...(policy ? { idleTimeoutMs: policy.idleTimeoutMs } : {}),
+      // A new connection carries the CONNECT headers (traceparent) of the request that opened it.
+      open: () => openStream(e, tunnelHeaders, policy, 'http/1.1').catch((err: unknown) => { throw connectFailure(err, `${e.address}:${options.hbonePort}`); }),
+    };
   }
-  const agent = new HboneAgent({ keepAlive: true, maxFreeSockets: options.maxIdlePerEndpoint ?? 16, scheduling: 'lifo' });
 
   function h2Session(e: UpstreamEndpoint, headers: Record<string, string> | undefined, policy: UpstreamConnectionPolicy | undefined): { key: string; session: Promise<ClientHttp2Session> } {
     const key = `${e.address}|${e.targetPort}|${policy?.poolKey ?? ''}${policy?.tls ? '|tls' : ''}`;
@@ -231,12 +226,11 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
   function requestHttp1(req: UpstreamRequest): UpstreamCall {
     const e = req.endpoint;
     const o: TunnelRequestOptions = {
-      agent, host: e.address, port: e.targetPort, method: req.method, path: req.path,
+      agent: http1 as unknown as http.Agent, host: e.address, port: e.targetPort, method: req.method, path: req.path,
       headers: { ...req.headers, host: req.authority },
-      ambitTunnel: { endpoint: e, alpn: 'http/1.1', ...(req.tunnelHeaders ? { headers: req.tunnelHeaders } : {}), ...(req.connection ? { connection: req.connection } : {}) },
+      ambitPool: http1Target(e, req.connection, req.tunnelHeaders),
     };
     const creq = http.request(o);
-    creq.once('socket', (socket) => { const st = connState.get(socket); if (st) st.served++; });
     let failure: UpstreamFailure | undefined;
     const response = new Promise<UpstreamResponse>((resolve, reject) => {
       creq.once('response', (m) => {
@@ -323,9 +317,9 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     request: (req) => (req.protocol === 'http2' ? requestHttp2(req) : requestHttp1(req)),
     tunnel,
     connectTcp,
-    stats: () => ({ http1Endpoints: Object.keys(agent.freeSockets).length + Object.keys(agent.sockets).length, http2Sessions: h2Sessions.size }),
+    stats: () => ({ http1Endpoints: http1.stats().keys, http2Sessions: h2Sessions.size, http1: http1.stats() }),
     close() {
-      agent.destroy();
+      http1.destroy();
       for (const p of h2Sessions.values()) p.then((s) => s.close(), () => {});
       h2Sessions.clear();
     },
