@@ -77,6 +77,8 @@ export class HboneServer {
       maxSessionMemory: 256,
       // Bad peers are answered at once, not after Node's default 10 s.
       unknownProtocolTimeout: 1,
+      // Small frames (request heads, WINDOW_UPDATEs, PINGs) go out at once instead of waiting for Nagle.
+      noDelay: true,
     });
     this.server.on('session', (s) => this.onSession(s));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
@@ -102,6 +104,7 @@ export class HboneServer {
 
   /** Serves a TCP connection accepted elsewhere. */
   handleConnection(socket: Socket): void {
+    socket.setNoDelay(true);
     this.server.emit('connection', socket);
   }
 
