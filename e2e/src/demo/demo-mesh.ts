@@ -78,12 +78,17 @@ export async function waitAgentsUseWaypoint(agents: ReadonlyMap<string, string>,
 
 /** Until the agent in each of `agents` knows every IP of `ips` as an HBONE workload. */
 export async function waitAgentsKnowHbone(agents: ReadonlyMap<string, string>, ips: Iterable<string>, timeoutMs = 15_000): Promise<void> {
+  return waitAgentsKnow(agents, ips, 'HBONE', timeoutMs);
+}
+
+/** Waits until every agent's config_dump lists the workloads with these IPs (as HBONE, or with any protocol). */
+export async function waitAgentsKnow(agents: ReadonlyMap<string, string>, ips: Iterable<string>, protocol: 'HBONE' | 'any', timeoutMs = 15_000): Promise<void> {
   const want = [...ips];
   for (const [name, netns] of agents) {
     await waitFor(async () => {
       const dump = await agentConfigDump(netns);
-      const hbone = new Set(dump.workloads.filter((w) => w.protocol === 'HBONE').flatMap((w) => w.workloadIps ?? []));
-      return want.every((ip) => hbone.has(ip));
-    }, { timeoutMs, intervalMs: 100, message: `the agent of ${name} to know ${want.join(', ')} as HBONE workloads` });
+      const known = new Set(dump.workloads.filter((w) => protocol === 'any' || w.protocol === protocol).flatMap((w) => w.workloadIps ?? []));
+      return want.every((ip) => known.has(ip));
+    }, { timeoutMs, intervalMs: 100, message: `the agent of ${name} to know ${want.join(', ')}${protocol === 'HBONE' ? ' as HBONE workloads' : ''}` });
   }
 }

@@ -24,7 +24,7 @@ import { createTopology, type Topology, type TopologyNode, type TopologyPod } fr
 import type { NetnsProcess } from '../process.js';
 import { waitFor } from '../wait.js';
 import { parseManifests, podNameFor, podObject, selects, serviceEnv, servicePorts, type ContainerSpec, type ParsedManifests } from './manifests.js';
-import { waitAgentsKnowHbone, waitAgentsUseWaypoint } from './demo-mesh.js';
+import { waitAgentsKnow, waitAgentsKnowHbone, waitAgentsUseWaypoint } from './demo-mesh.js';
 import { httpGetInNetns, relayLoopback, type LoopbackRelay } from './netns-io.js';
 import { applyServiceRules, type ServiceRule } from './service-proxy.js';
 
@@ -389,6 +389,9 @@ export class EmbeddedMesh {
       throw new Error(`namespace ${namespace} is not labelled ${LABELS.dataplaneMode}=${DATAPLANE_MODE.ambient}`);
     }
     const pods = this.pods.filter((p) => p.namespace === namespace && !p.enrolled && !p.optOut);
+    // The controller must have read the Pod objects first: its CA gives an agent only identities of pods it knows
+    // on that agent's node (a CNI ADD racing the directory watch would wait for a certificate in vain).
+    await waitAgentsKnow(this.agentNetns(), pods.map((p) => p.netns.ip), 'any');
     for (const pod of pods) {
       const r = await this.runCni('ADD', pod);
       if (r.code !== 0) throw new Error(`CNI ADD of ${namespace}/${pod.name} on ${this.nodeName(pod.node)} failed: ${r.stdout.trim()} ${r.stderr.trim()}`);
