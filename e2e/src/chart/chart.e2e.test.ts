@@ -14,40 +14,18 @@ import { k8sBinaries } from '../cluster/binaries.js';
 import { startControlPlane } from '../cluster/control-plane.js';
 import { startCluster, type Cluster, type KubernetesObject } from '../cluster/cluster.js';
 import { CHART_DIR, GATEWAY_API_VERSION, helm, profilePath, templateArgs } from './helm.js';
+import { describePods, isReady, type PodView } from '../scenarios/mesh.js';
 
 const NS = 'istio-system';
 const APP_NS = 'chart-e2e-app';
 const PART_OF = 'app.kubernetes.io/part-of=ambit';
 
-interface PodView {
-  metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
-  spec: { nodeName?: string };
-  status: {
-    phase?: string;
-    podIP?: string;
-    conditions?: { type: string; status: string }[];
-    containerStatuses?: { name: string; ready: boolean; restartCount: number; state?: Record<string, { reason?: string; message?: string; exitCode?: number }> }[];
-  };
-}
-
-const isReady = (p: PodView) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 
 async function pods(c: Cluster, namespace: string, selector?: string): Promise<PodView[]> {
   const q = selector ? `?labelSelector=${encodeURIComponent(selector)}` : '';
   return (await c.client.find<{ items: PodView[] }>(`/api/v1/namespaces/${namespace}/pods${q}`))?.items ?? [];
 }
 
-/** One line per pod: node, phase, readiness, container states; for a failing wait's message. */
-function describePods(list: PodView[]): string {
-  if (list.length === 0) return '(no pods)';
-  return list.map((p) => {
-    const containers = (p.status.containerStatuses ?? []).map((s) => {
-      const [state, detail] = Object.entries(s.state ?? {})[0] ?? ['?', {}];
-      return `${s.name}=${state}${detail.reason ? `(${detail.reason}${detail.message ? `: ${detail.message.slice(0, 160)}` : ''})` : ''} restarts=${s.restartCount}`;
-    }).join(', ');
-    return `${p.metadata.name} on ${p.spec.nodeName ?? '-'}: ${p.status.phase ?? '?'} ready=${isReady(p)} ${containers}`;
-  }).join('\n  ');
-}
 
 /** The last lines of every container log of the release's pods (the kubelets write them under the node pool dir). */
 function podLogTails(c: Cluster, lines = 15): string {

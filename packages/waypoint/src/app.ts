@@ -4,9 +4,9 @@ import type { Registry } from 'prom-client';
 import { ADDRESS_TYPE_URL } from '@ambit/api';
 import { HboneClient, HboneServer } from '@ambit/hbone';
 import {
-  createAdminServers, createGrpcCaClient, createLocalCaClient, createLogLevels, createReadiness, createStateStore,
+  createAdminServers, createConfiguredCaClient, createLogLevels, createReadiness, createStateStore,
   createStateUpdater, createXdsClient, describeCertifiedKey, SecretManager, watchLocalConfig,
-  type AdminServers, type CaClient, type LocalConfigWatcher, type Readiness, type StateStore, type StateUpdater, type XdsClient,
+  type AdminServers, type LocalConfigWatcher, type Readiness, type StateStore, type StateUpdater, type XdsClient,
 } from '@ambit/ztunnel';
 import type { WaypointConfig } from './config/load.js';
 import { configObjectXdsType, watchConfigObjects, type LocalConfigObjectSource } from './discovery/config-source.js';
@@ -73,18 +73,7 @@ export async function createWaypointApp(config: WaypointConfig, runtime: Waypoin
   const readiness = createReadiness();
   const external = runtime.discovery === 'external';
 
-  let closeCa = (): void => {};
-  let ca: CaClient;
-  if (config.localCa) {
-    ca = await createLocalCaClient({ ...config.localCa, trustDomain: config.trustDomain, ttlSeconds: config.secretTtlSeconds });
-  } else {
-    const grpcCa = createGrpcCaClient({
-      address: config.caAddress!, rootCaPath: config.caRootCaPath, altHostname: config.altCaHostname, authToken: config.authToken,
-      clusterId: config.clusterId, headers: config.caHeaders, ttlSeconds: config.secretTtlSeconds, logger: logLevels.logger('ca'),
-    });
-    ca = grpcCa;
-    closeCa = () => grpcCa.close();
-  }
+  const { ca, close: closeCa } = await createConfiguredCaClient(config, logLevels.logger('ca'));
   const secrets = new SecretManager(ca, logLevels.logger('certificates'));
   const xds: XdsClient | undefined = !external && config.xdsAddress ? createXdsClient({
     address: config.xdsAddress, rootCaPath: config.xdsRootCaPath, authToken: config.authToken, clusterId: config.clusterId,

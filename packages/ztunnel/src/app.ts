@@ -7,8 +7,8 @@ import { createReadiness, type Readiness } from './admin/readiness.js';
 import type { Config } from './config/load.js';
 import { watchLocalConfig, type LocalConfigWatcher } from './discovery/local-config.js';
 import { buildXdsNode, createXdsClient, type XdsClient } from './discovery/xds-client.js';
-import { createGrpcCaClient } from './identity/ca-client.js';
-import { createLocalCaClient, SecretManager, type CaClient } from './identity/secret-manager.js';
+import { createConfiguredCaClient } from './identity/ca-client.js';
+import { SecretManager } from './identity/secret-manager.js';
 import { createDaemonSetLookup, decideUninstall } from './cni/install-decision.js';
 import { createCniInstaller, type CniInstaller } from './cni/install.js';
 import { createEnrollmentServer, type EnrollmentServer } from './inpod/enrollment-api.js';
@@ -54,18 +54,7 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
   const readiness = createReadiness();
 
   // Config guarantees exactly one state source (LOCAL_XDS_PATH or XDS_ADDRESS) and one CA (local files or CA_ADDRESS).
-  let closeCa = (): void => {};
-  let ca: CaClient;
-  if (config.localCa) {
-    ca = await createLocalCaClient({ ...config.localCa, trustDomain: config.trustDomain, ttlSeconds: config.secretTtlSeconds });
-  } else {
-    const grpcCa = createGrpcCaClient({
-      address: config.caAddress!, rootCaPath: config.caRootCaPath, altHostname: config.altCaHostname, authToken: config.authToken,
-      clusterId: config.clusterId, headers: config.caHeaders, ttlSeconds: config.secretTtlSeconds, logger: logLevels.logger('ca'),
-    });
-    ca = grpcCa;
-    closeCa = () => grpcCa.close();
-  }
+  const { ca, close: closeCa } = await createConfiguredCaClient(config, logLevels.logger('ca'));
   const xds: XdsClient | undefined = config.localXdsPath ? undefined : createXdsClient({
     address: config.xdsAddress!, rootCaPath: config.xdsRootCaPath, authToken: config.authToken, clusterId: config.clusterId,
     headers: config.xdsHeaders, node: buildXdsNode(config), updater, registry, logger: logLevels.logger('xds'),

@@ -42,7 +42,7 @@ export { PodManager, type PodManagerOptions } from './proxy/pod-manager.js';
 export { createApp, type App, type Runtime } from './app.js';
 export { createXdsClient, buildXdsNode, XDS_TYPE_URLS, type XdsClient, type XdsClientOptions, type XdsClientStatus, type XdsNodeIdentity, type XdsTerminationReason } from './discovery/xds-client.js';
 export { convertWorkload, convertService, convertAuthorization, convertAddress, convertAddressResponse, convertAuthorizationResponse, ipFromBytes, ConversionError, type ConvertedAddress, type ConvertedResponse, type DecodedResource } from './discovery/xds-convert.js';
-export { createGrpcCaClient, readAuthToken, buildCallMetadata, createChannelCredentials, type GrpcCaClient, type GrpcCaClientOptions } from './identity/ca-client.js';
+export { createConfiguredCaClient, createGrpcCaClient, readAuthToken, buildCallMetadata, createChannelCredentials, type GrpcCaClient, type GrpcCaClientOptions, type CaSettings } from './identity/ca-client.js';
 export { parseGrpcTarget, type GrpcTarget, type AuthTokenSource } from './config/load.js';
 export { decideAmbient, isPodTerminal, podIpsOf, type AmbientDecision, type PodFacts } from './k8s/ambient-selection.js';
 export { createAmbientEnrollment, type AmbientEnrollment, type AmbientEnrollmentOptions } from './k8s/ambient-enrollment.js';

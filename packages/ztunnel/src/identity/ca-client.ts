@@ -15,7 +15,7 @@ import {
 } from '@ambit/api';
 import { createCsr, splitPemBundle, verifyChain, type CertifiedKey } from '@ambit/pki';
 import { parseGrpcTarget, type AuthTokenSource, type GrpcTarget } from '../config/load.js';
-import type { CaClient } from './secret-manager.js';
+import { createLocalCaClient, type CaClient } from './secret-manager.js';
 
 /**
  * Istio's certificate service client (spec §4): `istio.v1.auth.IstioCertificateService/CreateCertificate` with a
@@ -197,4 +197,32 @@ export function createGrpcCaClient(options: GrpcCaClientOptions): GrpcCaClient {
       channel = undefined;
     },
   };
+}
+
+/** The CA settings the agent and the waypoint share (their configs use the same variable names). */
+export interface CaSettings {
+  localCa?: { certPath: string; keyPath: string } | undefined;
+  caAddress?: string | undefined;
+  caRootCaPath: string;
+  altCaHostname?: string | undefined;
+  authToken: AuthTokenSource;
+  clusterId: string;
+  caHeaders: Readonly<Record<string, string>>;
+  trustDomain: string;
+  secretTtlSeconds: number;
+}
+
+/**
+ * The CA a process's certificates come from: local CA files, or the controller's CA over gRPC. Config guarantees
+ * one of them; `close` ends the gRPC channel (a no-op for the local CA).
+ */
+export async function createConfiguredCaClient(settings: CaSettings, logger: Logger): Promise<{ ca: CaClient; close: () => void }> {
+  if (settings.localCa) {
+    return { ca: await createLocalCaClient({ ...settings.localCa, trustDomain: settings.trustDomain, ttlSeconds: settings.secretTtlSeconds }), close: () => {} };
+  }
+  const grpcCa = createGrpcCaClient({
+    address: settings.caAddress!, rootCaPath: settings.caRootCaPath, altHostname: settings.altCaHostname, authToken: settings.authToken,
+    clusterId: settings.clusterId, headers: settings.caHeaders, ttlSeconds: settings.secretTtlSeconds, logger,
+  });
+  return { ca: grpcCa, close: () => grpcCa.close() };
 }
