@@ -60,7 +60,7 @@ export function apiVersionOf(kind: WatchedKind): string {
 
 /**
  * Type URL of the configuration objects the waypoint receives. Not a protobuf message: `Any.value` holds the
- * object's UTF-8 JSON (status dropped). Kinds sent: L7_CONFIG_KINDS.
+ * object's UTF-8 JSON (status dropped). Kinds sent: WAYPOINT_CONFIG_KINDS.
  */
 export const CONFIG_OBJECT_TYPE_URL = 'type.ambit.io/ambit.config.v1.KubernetesObject';
 
@@ -70,6 +70,13 @@ export const L7_CONFIG_KINDS = [
   'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry',
 ] as const satisfies readonly WatchedKind[];
 export type L7ConfigKind = (typeof L7_CONFIG_KINDS)[number];
+
+/**
+ * Kinds a waypoint receives: the L7 kinds, plus the view of each Service that declares an opaque port protocol
+ * (protocols.ts waypointServiceView: name and ports only, so that the waypoint skips detection on those ports).
+ */
+export const WAYPOINT_CONFIG_KINDS = [...L7_CONFIG_KINDS, 'Service'] as const satisfies readonly WatchedKind[];
+export type WaypointConfigKind = (typeof WAYPOINT_CONFIG_KINDS)[number];
 
 /** xDS resource name of a configuration object: `<Kind>/<namespace>/<name>` (cluster-scoped: `<Kind>//<name>`). */
 export function configObjectName(obj: Pick<KubeObject, 'kind' | 'metadata'>): string {

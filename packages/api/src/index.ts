@@ -6,5 +6,6 @@ export * from './identity.js';
 export * from './errors.js';
 export * from './proto.js';
 export * from './config-objects.js';
+export * from './protocols.js';
 export * from './mounts.js';
 export * from './validation/index.js';

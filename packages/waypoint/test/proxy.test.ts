@@ -1,7 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { echoParent, httpRoute, startHarness, VIPS, vs, waitFor, type Harness } from './harness.js';
+import type { KubeObject } from '@ambit/api';
+import { echoParent, httpRoute, NS, startHarness, VIPS, vs, waitFor, type Harness } from './harness.js';
 
 let h: Harness;
 before(async () => { h = await startHarness(); });
@@ -67,11 +68,33 @@ test('h2c prior knowledge and gRPC pass through with trailers', async () => {
   await waitFor(() => h.logs.some((l) => l.msg === 'request complete' && l.grpc_status === '0'), 2000, 'grpc access line');
 });
 
-test('opaque TCP passes through (server speaks first)', async () => {
+/** The Service view the controller forwards for ports declared opaque (waypointServiceView). */
+const declaredTcp = (name: string, port: { name?: string; appProtocol?: string }): KubeObject =>
+  ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS }, spec: { ports: [{ port: 9000, ...port }] } });
+
+test('opaque TCP passes through: a port declared tcp (by appProtocol or by name) lets the server speak first', async () => {
+  clear();
+  assert.deepEqual(h.applyConfig([declaredTcp('echo-v1', { appProtocol: 'tcp' }), declaredTcp('echo-v2', { name: 'mysql-main' })]), []);
   const text = await rawExchange(`${VIPS.echoV1}:9000`, '', (t) => t.includes('hello from'));
   assert.match(text, /hello from echo-v1-0/);
   const echoed = await rawExchange(`${VIPS.echoV2}:9000`, 'ping\n', (t) => t.includes('ping'));
   assert.match(echoed, /hello from echo-v2-0\nping/);
+  clear();
+});
+
+test('an undeclared port waits for the client (Istio\'s protocolDetectionTimeout 0s): a client silent for 300 ms still gets HTTP routing', async () => {
+  clear();
+  const t = await h.tunnel(ECHO);
+  const text = await new Promise<string>((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(() => resolve(got), 5000);
+    t.on('data', (c: Buffer) => { got += c; if (got.includes('"/late"')) { clearTimeout(timer); t.end(); resolve(got); } });
+    t.on('error', reject);
+    setTimeout(() => t.write('GET /late HTTP/1.1\r\nhost: echo\r\n\r\n'), 300);
+  });
+  assert.match(text, /^HTTP\/1\.1 200/);
+  assert.match(text, /"path":"\/late"/);
+  await waitFor(() => h.logs.some((l) => l.msg === 'request complete' && l.path === '/late'), 2000, 'the access line of /late');
 });
 
 test('mirror: the mirror destination gets a copy with -shadow host, the client gets the primary response', async () => {

@@ -140,7 +140,14 @@ test('a missing caCertificates file answers 503 UF with the reason, without touc
   assert.match(String(line.upstream_transport_failure_reason), /cannot read caCertificates .*missing\.pem/);
 });
 
-test('opaque TCP to a ServiceEntry endpoint goes over a plain TCP connection (server speaks first, then echoes)', async () => {
+test('opaque TCP to a ServiceEntry endpoint goes over a plain TCP connection (port declared TCP: server speaks first, then echoes)', async () => {
+  clear();
+  // The user's ServiceEntry declares the port's protocol; the waypoint then does not wait for the client to speak.
+  assert.deepEqual(h.applyConfig([{
+    apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'api', namespace: NS },
+    spec: { hosts: [API_HOST], addresses: [API_VIP], location: 'MESH_EXTERNAL', resolution: 'STATIC', endpoints: [{ address: '127.0.0.4' }],
+      ports: [{ number: 80, name: 'http', protocol: 'HTTP' }, { number: 9000, name: 'db', protocol: 'TCP' }] },
+  }]), []);
   const t = await h.tunnel(`${API_VIP}:9000`);
   const text = await new Promise<string>((resolve, reject) => {
     let got = '';
@@ -154,4 +161,5 @@ test('opaque TCP to a ServiceEntry endpoint goes over a plain TCP connection (se
   });
   t.destroy();
   assert.equal(text, 'hello from outside\nping\n');
+  clear();
 });

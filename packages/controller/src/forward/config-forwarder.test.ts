@@ -132,7 +132,7 @@ test('deleting removes the object from the store and forgets its diagnostics', (
 test('kinds that are not L7 configuration are ignored', () => {
   const { store, changes, statuses, forwarder } = setup();
   for (const o of [
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'reviews', namespace: 'default' }, spec: {} },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'reviews', namespace: 'default' }, spec: { ports: [{ name: 'http', port: 9080 }] } },
     { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'default' }, spec: { mtls: { mode: 'BOGUS' } } },
     { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'vm', namespace: 'default' }, spec: {} },
   ] as KubeObject[]) {
@@ -142,6 +142,36 @@ test('kinds that are not L7 configuration are ignored', () => {
   assert.equal(changes.length, 0);
   assert.equal(statuses.length, 0);
   assert.deepEqual([...store.names(CONFIG_OBJECT_TYPE_URL)], []);
+});
+
+test('a Service reaches waypoints as the ports it declares opaque only, without status; it leaves when it stops declaring them', () => {
+  const { store, statuses, forwarder } = setup();
+  const svc = (ports: Record<string, unknown>[]): KubeObject => ({
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: 'db', namespace: 'shop', uid: 'u1', resourceVersion: '7', labels: { app: 'db' }, annotations: { big: 'x'.repeat(100) } },
+    spec: { clusterIP: '10.96.0.9', selector: { app: 'db' }, ports },
+    status: { loadBalancer: {} },
+  });
+  const NAME_DB = 'Service/shop/db';
+  const sent = (): KubeObject | undefined => { const r = store.get(CONFIG_OBJECT_TYPE_URL, NAME_DB); return r ? decodeConfigObject(r.any.value) : undefined; };
+  assert.equal(forwarder.update(svc([{ name: 'http', port: 80 }, { name: 'grpc-api', port: 90 }])).action, 'ignored', 'nothing opaque: not sent');
+  assert.equal(sent(), undefined);
+  const r = forwarder.update(svc([{ name: 'http', port: 80 }, { name: 'mysql-main', port: 3306, targetPort: 3307 }, { port: 6379, appProtocol: 'redis' },
+    { name: 'tcp-dns', port: 53, protocol: 'UDP' }, { name: 'web', port: 8080, appProtocol: 'TCP' }]));
+  assert.equal(r.action, 'stored');
+  assert.deepEqual(sent(), {
+    apiVersion: 'v1', kind: 'Service', metadata: { name: 'db', namespace: 'shop' },
+    spec: { ports: [{ name: 'mysql-main', port: 3306 }, { port: 6379, appProtocol: 'redis' }, { name: 'web', port: 8080, appProtocol: 'TCP' }] },
+  });
+  assert.equal(forwarder.update({ ...svc([{ name: 'mysql-main', port: 3306 }, { port: 6379, appProtocol: 'redis' }, { name: 'web', port: 8080, appProtocol: 'TCP' }]), metadata: { name: 'db', namespace: 'shop', resourceVersion: '8' } }).action, 'unchanged',
+    'a change the waypoint does not see is no push');
+  assert.equal(forwarder.update(svc([{ name: 'http', port: 80 }])).action, 'ignored');
+  assert.equal(sent(), undefined, 'no opaque port any more: removed');
+  forwarder.update(svc([{ name: 'tcp', port: 5000 }]));
+  assert.ok(sent());
+  forwarder.remove('Service', 'shop', 'db');
+  assert.equal(sent(), undefined);
+  assert.equal(statuses.length, 0, 'no status is written on Services');
 });
 
 test('every L7 kind is forwarded under its resource name', () => {

@@ -3,9 +3,11 @@
 // `<Kind>/<namespace>/<name>`, its value the object's JSON. An invalid version is not served: the last valid one
 // stays (or nothing, if there never was one), the problem is logged and reported as status — the same shape istiod
 // writes on Istio objects (`conditions` plus `validationMessages`) — until a later valid version clears it.
+// Services travel too, reduced to the ports they declare opaque (tcp, tls, mysql, ...), so waypoints skip protocol
+// detection there as Istio does for declared ports.
 import type { Logger } from 'pino';
 import {
-  CONFIG_OBJECT_TYPE_URL, L7_CONFIG_KINDS, configObjectName, describeObject, documentationUrl, encodeConfigObject,
+  CONFIG_OBJECT_TYPE_URL, L7_CONFIG_KINDS, configObjectName, waypointServiceView, describeObject, documentationUrl, encodeConfigObject,
   formatDiagnostic, sortDiagnostics, validateObject,
   type Diagnostic, type KubeObject, type L7ConfigKind,
 } from '@ambit/api';
@@ -127,8 +129,26 @@ export function createConfigForwarder(options: ConfigForwarderOptions): ConfigFo
     options.onStatus(ref, status);
   }
 
+  /**
+   * A Service reaches waypoints only as the ports it declares opaque (waypointServiceView); a Service that declares
+   * none (or stops declaring them) is not, or no longer, sent. Services get no validation status: the API server
+   * validated them, and their status belongs to Kubernetes.
+   */
+  function updateService(obj: KubeObject): ForwardResult {
+    const name = configObjectName(obj);
+    const view = waypointServiceView(obj);
+    if (!view) {
+      if (store.remove(CONFIG_OBJECT_TYPE_URL, name)) logger.debug({ object: name }, 'service declares no opaque port any more');
+      return { action: 'ignored', diagnostics: [], serving: false };
+    }
+    const before = store.get(CONFIG_OBJECT_TYPE_URL, name)?.version;
+    const version = store.upsertEncoded(CONFIG_OBJECT_TYPE_URL, name, { type_url: CONFIG_OBJECT_TYPE_URL, value: encodeConfigObject(view) });
+    return { action: before === version ? 'unchanged' : 'stored', diagnostics: [], serving: true };
+  }
+
   return {
     update(obj) {
+      if (obj.kind === 'Service') return updateService(obj);
       if (!isL7ConfigKind(obj.kind)) return { action: 'ignored', diagnostics: [], serving: false };
       const name = configObjectName(obj);
       const diagnostics = sortDiagnostics(validateObject(obj));
@@ -154,6 +174,10 @@ export function createConfigForwarder(options: ConfigForwarderOptions): ConfigFo
       return { action: before === version ? 'unchanged' : 'stored', diagnostics, serving: true };
     },
     remove(kind, namespace, name) {
+      if (kind === 'Service') {
+        if (store.remove(CONFIG_OBJECT_TYPE_URL, configObjectName({ kind, metadata: { name, namespace } }))) logger.debug({ object: `Service ${namespace}/${name}` }, 'service protocol view removed');
+        return;
+      }
       if (!isL7ConfigKind(kind)) return;
       const key = configObjectName({ kind, metadata: { name, namespace } });
       tracked.delete(key);

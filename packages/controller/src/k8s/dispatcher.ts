@@ -2,10 +2,11 @@
 // (L7 config for waypoints) and any other listener (root ConfigMap publisher, ...). Objects are read from the
 // index at processing time, so a burst of updates to one object is handled once with its latest state.
 import type { Logger } from 'pino';
-import { L7_CONFIG_KINDS, parseConfigObjectName, type KubeObject } from '@ambit/api';
+import { WAYPOINT_CONFIG_KINDS, parseConfigObjectName, type KubeObject } from '@ambit/api';
 import type { ConfigForwarderLike, ObjectChangeListener, ObjectIndexLike, TranslatorLike } from './contracts.js';
 
-const L7 = new Set<string>(L7_CONFIG_KINDS);
+/** Kinds the forwarder hears of: the L7 kinds, and Services (for the ports they declare opaque). */
+const FORWARDED = new Set<string>(WAYPOINT_CONFIG_KINDS);
 
 /** Queue key of an object: `<Kind>/<namespace>/<name>` (configObjectName). */
 export function objectKey(kind: string, namespace: string | undefined, name: string): string {
@@ -42,7 +43,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         // One failing consumer must not keep the others from seeing the change; the batch is retried after.
         try {
           await options.translator?.changed(ref.kind, ref.namespace, ref.name);
-          if (options.forwarder && L7.has(ref.kind)) {
+          if (options.forwarder && FORWARDED.has(ref.kind)) {
             if (obj) await options.forwarder.update(obj);
             else await options.forwarder.remove(ref.kind, ref.namespace, ref.name);
           }

@@ -91,7 +91,7 @@ export interface WaypointLimits {
   readonly maxRequestHeadersBytes: number;
   /** Request bytes kept for retries and mirrors (Envoy's per-connection buffer limit, 1 MiB). Bigger bodies stream without retry. */
   readonly maxBufferedBodyBytes: number;
-  /** How long to wait for a client's first bytes before treating the stream as opaque TCP. */
+  /** How long to wait for a client's first bytes before treating the stream as opaque TCP; 0 (Istio's default): no bound. */
   readonly protocolDetectionTimeoutMs: number;
   /** Idle HTTP/1.1 keep-alive and HTTP/2 connections from clients close after this long. */
   readonly idleTimeoutMs: number;
@@ -187,7 +187,7 @@ export function loadConfig(env: EnvLike = process.env): WaypointConfig {
     limits: {
       maxRequestHeadersBytes: int(ENV.maxRequestHeadersKb, 60, 1) * 1024,
       maxBufferedBodyBytes: int(ENV.maxBufferedBodyBytes, 1024 * 1024),
-      protocolDetectionTimeoutMs: int(ENV.protocolDetectionTimeout, 100, 1),
+      protocolDetectionTimeoutMs: int(ENV.protocolDetectionTimeout, 0),
       idleTimeoutMs: int(ENV.idleTimeout, 3_600_000, 1),
       headersTimeoutMs: 60_000,
       connectTimeoutMs: int(ENV.connectTimeout, 10_000, 1),

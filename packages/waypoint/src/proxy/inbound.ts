@@ -12,6 +12,7 @@ import { RESPONSE_FLAG } from '../telemetry/request-telemetry.js';
 import type { DownstreamConnection, InboundTarget, ProxyInputs } from './context.js';
 import { createHttpProxy } from './http-proxy.js';
 import { asHttp1Socket } from './stream-compat.js';
+import { createDeclaredPorts } from './declared-ports.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const HTTP1_REQUEST_START = /^[A-Z][A-Z-]{1,19} /;
@@ -43,6 +44,7 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
   const { config, state, endpoints, upstream, tcpTelemetry, telemetry } = inputs;
   const log = inputs.logger.child({ component: 'inbound' });
   const proxy = createHttpProxy(inputs);
+  const declared = createDeclaredPorts(inputs.routes, config.domainSuffix);
   const connections = new WeakMap<object, DownstreamConnection>();
   let active = 0;
   let pendingH2: DownstreamConnection | undefined;
@@ -257,6 +259,12 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
       }
       active++;
       stream.once('close', () => { active--; });
+      // A port declared opaque (tcp, mysql, ...) is bytes from the start: the server may be the first to speak.
+      const t = conn.target;
+      if (t.kind === 'service' && declared.isOpaque(t.service.namespace, t.service.hostname, t.port)) {
+        dispatch(stream, conn, 'tcp', Buffer.alloc(0));
+        return;
+      }
       // Sniff the first bytes (bounded: at most 24 bytes are needed), then hand the stream to its server.
       let buffered = Buffer.alloc(0);
       let decided = false;
@@ -275,8 +283,11 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
         if (p) decide(p);
       };
       const onEnd = (): void => decide('tcp');
-      // A server-first protocol (the client waits for a greeting) is opaque TCP: decide after a short wait.
-      const timer = setTimeout(() => decide(detectProtocol(buffered) ?? 'tcp'), config.limits.protocolDetectionTimeoutMs);
+      // Istio's meshConfig.protocolDetectionTimeout: 0 (its default) waits for the client's first bytes however long
+      // they take. A positive bound treats a silent client as server-first (opaque TCP), but a busy client that is
+      // merely slow then loses L7 routing for the whole keep-alive connection, so it is opt-in.
+      const detectionMs = config.limits.protocolDetectionTimeoutMs;
+      const timer = detectionMs > 0 ? setTimeout(() => decide(detectProtocol(buffered) ?? 'tcp'), detectionMs) : undefined;
       stream.on('data', onData);
       stream.once('end', onEnd);
     },

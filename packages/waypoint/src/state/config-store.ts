@@ -3,7 +3,7 @@
 // object that fails keeps its last good compiled version (and is reported by name and field, so xDS can NACK it),
 // and the data path's CompiledConfig is replaced in one assignment: a request sees the old table or the new one,
 // never a mix.
-import { ConfigError, configObjectName, describeObject, isWatchedKind, L7_CONFIG_KINDS, type KubeObject } from '@ambit/api';
+import { ConfigError, configObjectName, describeObject, isWatchedKind, WAYPOINT_CONFIG_KINDS, type KubeObject } from '@ambit/api';
 import { compileObject, type CompileOptions, type CompiledPiece } from '../routing/compile.js';
 import { FieldError } from '../routing/fields.js';
 import { indexConfig } from '../routing/index-config.js';
@@ -59,8 +59,8 @@ export function createConfigStore(options: ConfigStoreOptions): ConfigStore {
   let objectsView: ReadonlyMap<string, KubeObject> = new Map();
 
   function compileOne(o: KubeObject): CompiledPiece {
-    if (!isWatchedKind(o.kind) || !(L7_CONFIG_KINDS as readonly string[]).includes(o.kind)) {
-      throw new FieldError('kind', `"${o.kind}" is not a kind the waypoint compiles (${L7_CONFIG_KINDS.join(', ')})`);
+    if (!isWatchedKind(o.kind) || !(WAYPOINT_CONFIG_KINDS as readonly string[]).includes(o.kind)) {
+      throw new FieldError('kind', `"${o.kind}" is not a kind the waypoint compiles (${WAYPOINT_CONFIG_KINDS.join(', ')})`);
     }
     const piece = compileObject(o, options);
     options.validators?.[o.kind]?.(o);
