@@ -97,6 +97,23 @@ test('an undeclared port waits for the client (Istio\'s protocolDetectionTimeout
   await waitFor(() => h.logs.some((l) => l.msg === 'request complete' && l.path === '/late'), 2000, 'the access line of /late');
 });
 
+test('a client that never speaks is closed at the idle timeout, not held forever', async () => {
+  const quiet = await startHarness({ env: { AMBIT_HTTP_IDLE_TIMEOUT_MS: '300' } });
+  try {
+    const t = await quiet.tunnel(ECHO);
+    const started = Date.now();
+    const ended = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the silent tunnel was still open after 5 s')), 5000);
+      t.on('close', () => { clearTimeout(timer); resolve(Date.now() - started); });
+      t.on('error', () => undefined);
+      t.resume();
+    });
+    assert.ok(ended >= 250, `closed after ${ended} ms, before the idle timeout`);
+  } finally {
+    await quiet.close();
+  }
+});
+
 test('mirror: the mirror destination gets a copy with -shadow host, the client gets the primary response', async () => {
   clear();
   h.applyConfig([vs('mirror', { hosts: ['echo'], http: [{ route: [{ destination: { host: 'echo-v1' } }], mirror: { host: 'echo-v2' }, mirrorPercentage: { value: 100 } }] })]);

@@ -286,8 +286,17 @@ export function createInboundHandler(inputs: ProxyInputs): InboundHandler {
       // Istio's meshConfig.protocolDetectionTimeout: 0 (its default) waits for the client's first bytes however long
       // they take. A positive bound treats a silent client as server-first (opaque TCP), but a busy client that is
       // merely slow then loses L7 routing for the whole keep-alive connection, so it is opt-in.
+      // Unbounded detection is still bounded by the idle timeout: a client that never speaks does not hold a stream.
       const detectionMs = config.limits.protocolDetectionTimeoutMs;
-      const timer = detectionMs > 0 ? setTimeout(() => decide(detectProtocol(buffered) ?? 'tcp'), detectionMs) : undefined;
+      const timer = detectionMs > 0
+        ? setTimeout(() => decide(detectProtocol(buffered) ?? 'tcp'), detectionMs)
+        : setTimeout(() => {
+          if (decided) return;
+          decided = true;
+          log.debug({ authority: conn.hboneAuthority, source: conn.sourceAddress, idleMs: config.limits.idleTimeoutMs }, 'client sent nothing before the idle timeout; tunnel closed');
+          stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        }, Math.min(config.limits.idleTimeoutMs, 2 ** 31 - 1));
+      stream.once('close', () => clearTimeout(timer));
       stream.on('data', onData);
       stream.once('end', onEnd);
     },
