@@ -129,7 +129,10 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
       admin = createAdminServers({
         config, state, certificates, logger, logLevels, registry, readiness,
         version: { version: runtime.version },
-        workloadState: () => Object.fromEntries(enrollment.list().map((p) => [p.pod.uid, { name: p.pod.name, namespace: p.pod.namespace, state: p.captured ? 'Up' : p.outcome === 'declined' ? 'Declined' : 'Pending', ...(p.reason ? { reason: p.reason } : {}) }])),
+        workloadState: () => Object.fromEntries(enrollment.list().map((p) => [p.pod.uid, {
+          name: p.pod.name, namespace: p.pod.namespace, state: p.captured ? 'Up' : p.outcome === 'declined' ? 'Declined' : 'Pending', ...(p.reason ? { reason: p.reason } : {}),
+          connections: connections.listFor(p.pod.uid),
+        }])),
         onQuit: () => { void app.shutdown('POST /quitquitquit').then(() => runtime.exit(0)); },
         addresses: {
           admin: hostPort(config.adminAddress), metrics: hostPort(config.metricsAddress), readiness: hostPort(config.readinessAddress),

@@ -226,6 +226,36 @@ test('a policy change closes a now-denied live connection', async () => {
   }
 });
 
+test('the config dump lists a live connection on both agents (workloadState connections) and forgets it once closed', async () => {
+  type Conn = { src: string; originalDst: string; actualDst: string; protocol: string };
+  const connectionsOf = async (node: number, pod: string): Promise<{ inbound: Conn[]; outbound: Conn[] }> => {
+    const dump = JSON.parse((await bed.httpGet(node, 15000, '/config_dump')).body) as { workloadState: Record<string, { name: string; connections?: { inbound: Conn[]; outbound: Conn[] } }> };
+    const st = Object.values(dump.workloadState).find((w) => w.name === pod);
+    assert.ok(st?.connections, `workloadState of ${pod} on node ${node} has connections: ${JSON.stringify(st)}`);
+    return st.connections;
+  };
+  const sock = bed.connectFrom('sleep', ip('echo-v2'), 8080);
+  sock.setEncoding('utf8');
+  let data = '';
+  sock.on('data', (c: string) => { data += c; });
+  sock.on('error', () => undefined);
+  try {
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write('held\n');
+    await waitFor(() => data.includes('held'), { timeoutMs: 5000, message: 'echo on the held connection' });
+    const out = (await connectionsOf(1, 'sleep')).outbound;
+    assert.deepEqual(out, [{ src: `${ip('sleep')}:${sock.localPort}`, originalDst: `${ip('echo-v2')}:8080`, actualDst: `${ip('echo-v2')}:15008`, protocol: 'HBONE' }]);
+    const inbound = (await connectionsOf(2, 'echo-v2')).inbound;
+    assert.equal(inbound.length, 1, JSON.stringify(inbound));
+    assert.match(inbound[0]!.src, new RegExp(`^${ip('sleep').replace(/\./g, '\\.')}:\\d+$`));
+    assert.deepEqual({ ...inbound[0], src: undefined }, { src: undefined, originalDst: `${ip('echo-v2')}:8080`, actualDst: `${ip('echo-v2')}:8080`, protocol: 'HBONE' });
+  } finally {
+    sock.destroy();
+  }
+  await waitFor(async () => (await connectionsOf(1, 'sleep')).outbound.length === 0 && (await connectionsOf(2, 'echo-v2')).inbound.length === 0,
+    { timeoutMs: 5000, message: 'both agents to forget the closed connection' });
+});
+
 test('drifted redirection rules are found and repaired by the agent', async () => {
   const pod = bed.pod('sleep');
   // Someone flushes the pod's outbound capture chain: traffic would bypass the mesh.

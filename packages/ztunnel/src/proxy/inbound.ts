@@ -115,6 +115,7 @@ export async function handleInboundHbone(ctx: PodContext, req: HboneRequest): Pr
   }
   const untrack = inputs.connections.add({
     podUid: pod.uid, direction: 'inbound',
+    info: { src: srcAddr, originalDst: req.authorityText, actualDst: addressText(targetIp, target.port), protocol: 'HBONE' },
     recheck: recheckLater(ctx, targetIp, facts, result),
     close: (reason) => {
       result.finish({ bytesSent: app.bytesRead, bytesRecv: app.bytesWritten, error: reason });
@@ -168,5 +169,5 @@ export async function handleInboundPlaintext(ctx: PodContext, downstream: Socket
     return;
   }
   const app = connectToApp(ctx, targetIp, targetPort, sourceIp);
-  await runSplice(ctx, result, downstream, app, 'inbound', recheckLater(ctx, targetIp, facts, result));
+  await runSplice(ctx, result, downstream, app, 'inbound', { src: srcAddr, originalDst: dstAddr, actualDst: dstAddr, protocol: 'TCP' }, recheckLater(ctx, targetIp, facts, result));
 }

@@ -6,6 +6,7 @@ import type { ConnectionResult } from '../telemetry/connection-result.js';
 import type { ResponseFlag } from '../telemetry/metrics.js';
 import { addressText, noop, plainIp, type PodContext } from './context.js';
 import { planOutbound } from './outbound-plan.js';
+import type { ConnectionInfo } from './connections.js';
 
 /**
  * One connection captured on 15001 in the pod: find the original destination, decide the next hop from state,
@@ -59,7 +60,7 @@ export async function handleOutbound(ctx: PodContext, downstream: Socket): Promi
     // Outbound is not spoofed (ztunnel): the agent's socket in the pod netns carries the pod's own address.
     const upstream = connectInNetns({ netns: pod.netns, host: plan.target.host, port: plan.target.port, mark: AGENT_SOCKET_MARK });
     upstream.setNoDelay(true);
-    await runSplice(ctx, result, downstream, upstream, 'outbound');
+    await runSplice(ctx, result, downstream, upstream, 'outbound', { src: srcAddr, originalDst: dstAddr, actualDst: addressText(plan.target.host, plan.target.port), protocol: 'TCP' });
     return;
   }
 
@@ -96,7 +97,8 @@ export async function handleOutbound(ctx: PodContext, downstream: Socket): Promi
     downstream.resetAndDestroy();
     return;
   }
-  const untrack = inputs.connections.add({ podUid: pod.uid, direction: 'outbound', close: (reason) => { result.finish({ error: reason }); tunnel.stream.close(0x8); downstream.resetAndDestroy(); } });
+  const untrack = inputs.connections.add({ podUid: pod.uid, direction: 'outbound',
+    info: { src: srcAddr, originalDst: dstAddr, actualDst: addressText(plan.nextHop.host, plan.nextHop.port), protocol: 'HBONE' }, close: (reason) => { result.finish({ error: reason }); tunnel.stream.close(0x8); downstream.resetAndDestroy(); } });
   try {
     const r = await splice(downstream, tunnel.stream);
     result.finish({ bytesSent: r.bytesFromTcp, bytesRecv: r.bytesFromTunnel, ...(r.error ? { error: r.error } : {}) });
@@ -106,7 +108,7 @@ export async function handleOutbound(ctx: PodContext, downstream: Socket): Promi
 }
 
 async function runSplice(ctx: PodContext, result: ConnectionResult, downstream: Socket, upstream: Socket, direction: 'outbound' | 'inbound',
-  recheck?: () => string | undefined): Promise<void> {
+  info: ConnectionInfo, recheck?: () => string | undefined): Promise<void> {
   const connected = await new Promise<Error | undefined>((resolve) => {
     upstream.once('connect', () => resolve(undefined));
     upstream.once('error', (err) => resolve(err));
@@ -118,7 +120,7 @@ async function runSplice(ctx: PodContext, result: ConnectionResult, downstream: 
     return;
   }
   const untrack = ctx.inputs.connections.add({
-    podUid: ctx.pod.uid, direction, ...(recheck ? { recheck } : {}),
+    podUid: ctx.pod.uid, direction, info, ...(recheck ? { recheck } : {}),
     close: (reason) => { result.finish({ error: reason }); upstream.resetAndDestroy(); downstream.resetAndDestroy(); },
   });
   try {
