@@ -51,6 +51,10 @@ export class ClusterDemoMesh implements DemoMesh {
     return this.mesh.cluster.kubeconfigPath;
   }
 
+  get logDirs(): readonly string[] {
+    return [this.podLogDir];
+  }
+
   /** Where the kubelets keep pod logs while the cluster runs. */
   get podLogDir(): string {
     return this.mesh.cluster.nodePool!.dir;

@@ -20,6 +20,8 @@ export interface WaypointConfigDump {
 export interface DemoMesh {
   /** Where the logs of every process are (for "look at" hints and failures). */
   readonly workDir: string;
+  /** Directories holding the processes' logs while the mesh runs (scanned for warnings when a step fails). */
+  readonly logDirs: readonly string[];
   /** Prefix of every network namespace the mesh created (`amb-...`). */
   readonly prefix: string;
   /** Deploys the user's workload YAML (Namespace, ServiceAccounts, Services, Deployments) and waits until it runs. */

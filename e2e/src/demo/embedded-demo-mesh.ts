@@ -22,6 +22,10 @@ export class EmbeddedDemoMesh implements DemoMesh {
     return this.mesh.workDir;
   }
 
+  get logDirs(): readonly string[] {
+    return [this.mesh.workDir];
+  }
+
   get prefix(): string {
     return this.mesh.topo.prefix;
   }

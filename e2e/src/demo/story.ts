@@ -10,6 +10,7 @@ import { StepFailedError, type DemoConsole } from './console.js';
 import type { DemoMesh } from './demo-mesh.js';
 import { EmbeddedDemoMesh } from './embedded-demo-mesh.js';
 import { DEMO_YAML_DIR, type LoadSummary } from './embedded-mesh.js';
+import { warningExcerpt } from './log-excerpt.js';
 import { connectionSignals, diffMetrics, requestSignals, type Sample } from './metrics.js';
 export interface DemoOptions {
   /** Requests per second of the load steps (default 40). */
@@ -66,6 +67,8 @@ export async function runStory(ui: DemoConsole, mesh: DemoMesh, options: DemoOpt
       ui.failures.push((err as Error).message);
       ui.say(`error: ${(err as Error).message}`);
     }
+    const warnings = warningExcerpt(mesh.logDirs);
+    if (warnings.length > 0) ui.say(`the mesh's last warnings and errors:\n${warnings.map((l) => `  ${l}`).join('\n')}`);
     ui.look(`logs of every process: ${mesh.workDir}${options.keep ? '' : ' (removed at exit; rerun with --keep to keep them)'}`);
   } finally {
     ui.step('Clean up');
