@@ -90,6 +90,7 @@ export async function createApp(config: Readonly<Config>, runtime: Runtime): Pro
       excludeNamespaces: config.cniInstall.excludeNamespaces,
     },
     logger: logLevels.logger('cni-install'),
+    ...(config.cniInstall.pluginExecutable ? { pluginExecutable: config.cniInstall.pluginExecutable } : {}),
   }) : undefined;
   const daemonSet = config.cniInstall?.uninstallOnExit === 'auto' && kubeConfig
     ? createDaemonSetLookup({ kubeConfig, podNamespace: config.podNamespace, podName: config.podName })

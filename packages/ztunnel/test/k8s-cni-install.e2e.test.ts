@@ -226,7 +226,9 @@ test('a new pod in an ambient namespace is captured by the CNI ADD before its co
 
 test('deleting the DaemonSet removes ambit-cni from both nodes\' conflists and the executable; new pods start without it', async () => {
   await cluster!.delete(DAEMONSET);
-  await waitFor(() => NODES.every((n) => !pluginTypes(n).includes('ambit-cni')), { timeoutMs: 60_000, message: 'ambit-cni removed from both conflists' }).catch(withAgentLog);
+  // The agent takes the conflist entries out first, then the executable: wait for both.
+  await waitFor(() => NODES.every((n) => !pluginTypes(n).includes('ambit-cni') && !existsSync(join(cluster!.nodeHostPath(n, '/opt/cni/bin'), 'ambit-cni'))),
+    { timeoutMs: 60_000, message: 'ambit-cni removed from both conflists and bin dirs' }).catch(withAgentLog);
   for (const node of NODES) {
     assert.deepEqual(pluginTypes(node), ['ambit-bridge']);
     assert.equal(existsSync(join(cluster!.nodeHostPath(node, '/opt/cni/bin'), 'ambit-cni')), false, `${node}: executable removed`);

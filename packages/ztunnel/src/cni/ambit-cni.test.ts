@@ -2,73 +2,19 @@
 // real enrollment server on a unix socket in a temp dir, backed by a recording fake PodCapturer. No root needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { accessSync, constants, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createEnrollmentServer } from '../inpod/enrollment-api.js';
-import { createPodEnrollment, type PodEnrollment } from '../inpod/pod-enrollment.js';
-import { createPodRegistry } from '../inpod/pod-registry.js';
-import { createFakeCapturer, fakeNetns, recordingLogger, tempDir, waitFor, type FakeCapturer } from '../inpod/test-helpers.js';
+import { createFakeCapturer, fakeNetns, tempDir, waitFor } from '../inpod/test-helpers.js';
 import { createAgentClient } from './agent-client.js';
+import { cniEnv, netconf, PREV_1_0, runPluginFile, startAgent, type Run } from './cni-test-helpers.js';
 
 // Compiled to dist/src/cni/; the executable lives in packages/ztunnel/bin/.
 const BIN = fileURLToPath(new URL('../../../bin/ambit-cni', import.meta.url));
 
-interface Run { code: number | null; stdout: string; stderr: string; json: any }
-
 function runPlugin(env: Record<string, string>, stdin: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // Exec the file itself (shebang + executable bit), with a minimal environment like a runtime gives.
-    const child = spawn(BIN, [], { env: { PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      let json: unknown;
-      try { json = stdout ? JSON.parse(stdout) : undefined; } catch { json = undefined; }
-      resolve({ code, stdout, stderr, json });
-    });
-    child.stdin.end(stdin);
-  });
-}
-
-type T = { after(fn: () => unknown): void };
-
-async function startAgent(t: T, capturer: FakeCapturer = createFakeCapturer()) {
-  const dir = tempDir(t, 'ambit-cni-');
-  const { logger } = recordingLogger();
-  const registry = createPodRegistry({ path: join(dir, 'pods.json'), logger });
-  const enrollment = createPodEnrollment({ capturer, registry, logger });
-  const socketPath = join(dir, 'run', 'cni.sock');
-  // Counts DEL requests as they reach the agent (before the per-pod queue), so tests can wait for one to be queued.
-  const arrivedReleases: string[] = [];
-  const observed: PodEnrollment = { ...enrollment, release: (uid) => { arrivedReleases.push(uid); return enrollment.release(uid); } };
-  const server = createEnrollmentServer({ socketPath, enrollment: observed, logger });
-  await server.listen();
-  t.after(() => server.close());
-  return { dir, socketPath, capturer, enrollment, server, arrivedReleases };
-}
-
-const PREV_1_0 = {
-  cniVersion: '1.0.0',
-  interfaces: [{ name: 'eth0', mac: '0a:58:0a:00:01:05', sandbox: '/var/run/netns/cni-1' }],
-  ips: [{ address: '10.0.1.5/24', gateway: '10.0.1.1', interface: 0 }],
-  routes: [{ dst: '0.0.0.0/0', gw: '10.0.1.1' }],
-  dns: {},
-};
-
-function netconf(socketPath: string, extra: object = {}) {
-  return JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'ambit-cni', agentSocket: socketPath, prevResult: PREV_1_0, ...extra });
-}
-
-function cniEnv(command: string, netns: string, pod = { ns: 'default', name: 'sleep-1', uid: 'uid-sleep-1' }): Record<string, string> {
-  return {
-    CNI_COMMAND: command, CNI_CONTAINERID: `sandbox-${pod.uid}`, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin',
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.ns};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=sandbox-${pod.uid};K8S_POD_UID=${pod.uid}`,
-  };
+  // A minimal environment like a runtime gives.
+  return runPluginFile(BIN, { PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, ...env }, stdin);
 }
 
 test('bin/ambit-cni is executable', () => {

@@ -12,7 +12,8 @@
 // other's entry. When the old agent exits, install-decision.ts decides whether the entry goes (it must not while the
 // DaemonSet lives on or another agent serves the socket).
 import { watch, type FSWatcher } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -33,6 +34,11 @@ export interface CniInstallerOptions {
   pluginScript?: string;
   /** The node binary the installed executable runs the script with; default this process's. */
   nodeBinary?: string;
+  /**
+   * A self-contained plugin executable (executable.ts) to copy instead of writing the wrapper script: what a real
+   * node needs, whose host has neither Node nor this package.
+   */
+  pluginExecutable?: string;
   /** Full check besides the directory watches (inotify can miss events on some filesystems); default 30 s. */
   resyncMs?: number;
   /** Delay that folds a burst of watch events into one check; default 100 ms. */
@@ -62,7 +68,7 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  * The executable put in the CNI bin dir. In the cluster-in-a-box the node's filesystem is this machine's, so a
  * two-line shell script that runs bin/ambit-cni with this node binary by absolute path is enough. A real image
  * cannot point into its own filesystem from the host: there the image ships a self-contained executable (the plugin
- * bundled with a Node runtime, e.g. a single-executable application) and the installer copies that file instead;
+ * bundled into a Node single-executable application, executable.ts) and the installer copies that file instead;
  * the write (temp file + rename) and the removal stay the same.
  */
 export function pluginWrapper(nodeBinary: string, script: string): string {
@@ -79,7 +85,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
 }
 
 /** Writes through a hidden temp file and rename, so a runtime never reads a half-written config or plugin. */
-async function writeAtomic(dir: string, name: string, data: string, mode: number): Promise<void> {
+async function writeAtomic(dir: string, name: string, data: string | Buffer, mode: number): Promise<void> {
   const tmp = join(dir, `.${name}.ambit-tmp-${process.pid}`);
   await writeFile(tmp, data, { mode });
   await chmod(tmp, mode);
@@ -106,11 +112,32 @@ export function createCniInstaller(options: CniInstallerOptions): CniInstaller {
   let running: Promise<unknown> = Promise.resolve();
   let lastWaiting = '';
 
+  // The self-contained executable is ~100 MB: its digest is taken once, the installed file's only when its size,
+  // mtime or inode changed since the last check (the watches and the resync check often).
+  let sourceDigest: { size: number; sha256: string } | undefined;
+  let installedSeen: { key: string; sha256: string } | undefined;
+  const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+  async function executableInPlace(source: string): Promise<boolean> {
+    let want = sourceDigest;
+    if (!want) {
+      const data = await readFile(source);
+      want = sourceDigest = { size: data.length, sha256: sha256(data) };
+    }
+    const st = await stat(binaryPath).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err; });
+    if (!st || st.size !== want.size) return false;
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    if (installedSeen?.key !== key) installedSeen = { key, sha256: sha256(await readFile(binaryPath)) };
+    return installedSeen.sha256 === want.sha256;
+  }
+
   async function ensureBinary(): Promise<boolean> {
-    if ((await readIfExists(binaryPath)) === binary) return false;
+    const source = options.pluginExecutable;
+    if (source ? await executableInPlace(source) : (await readIfExists(binaryPath)) === binary) return false;
     await mkdir(binDir, { recursive: true });
-    await writeAtomic(binDir, AMBIT_CNI_TYPE, binary, 0o755);
-    log.info({ path: binaryPath }, `installed CNI plugin executable ${binaryPath}`);
+    await writeAtomic(binDir, AMBIT_CNI_TYPE, source ? await readFile(source) : binary, 0o755);
+    installedSeen = undefined;
+    log.info({ path: binaryPath, ...(source ? { from: source } : {}) }, `installed CNI plugin executable ${binaryPath}`);
     return true;
   }
 
@@ -207,7 +234,7 @@ export function createCniInstaller(options: CniInstallerOptions): CniInstaller {
         configs.push(name);
       }
       let removedBinary = false;
-      if ((await readIfExists(binaryPath)) !== undefined) {
+      if (await stat(binaryPath).then(() => true, () => false)) {
         await rm(binaryPath, { force: true });
         removedBinary = true;
       }

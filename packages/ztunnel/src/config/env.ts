@@ -69,6 +69,12 @@ export const ENV = Object.freeze({
   cniPluginLogLevel: 'AMBIT_CNI_PLUGIN_LOG_LEVEL',
   /** Comma-separated namespaces whose pods the plugin passes through (default kube-system; the agent's own is added). */
   cniExcludeNamespaces: 'AMBIT_CNI_EXCLUDE_NAMESPACES',
+  /**
+   * A self-contained plugin executable to copy into the node's CNI bin dir (the node image's, built by
+   * `npm run build:cni -w @ambit/ztunnel`); unset: a wrapper script running bin/ambit-cni with this node binary,
+   * which works only where the host shares the agent's filesystem (the cluster-in-a-box).
+   */
+  cniPluginExecutable: 'AMBIT_CNI_PLUGIN_EXECUTABLE',
 } as const);
 
 /** Prefixes of variable families: extra gRPC headers and node metadata (Istio's names). */

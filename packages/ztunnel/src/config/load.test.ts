@@ -136,12 +136,12 @@ test('CNI install is off by default; on, the node dirs default to istio-cni\'s /
   // In the cluster-in-a-box the node's directories are where the kubelet says the hostPath volumes are.
   const boxed = loadConfig({
     ...MIN, AMBIT_CNI_INSTALL: 'true', POD_NAMESPACE: 'istio-system', AMBIT_CNI_EXCLUDE_NAMESPACES: 'kube-system, ops',
-    AMBIT_CNI_UNINSTALL_ON_EXIT: 'TRUE', AMBIT_CNI_PLUGIN_LOG_LEVEL: 'debug',
+    AMBIT_CNI_UNINSTALL_ON_EXIT: 'TRUE', AMBIT_CNI_PLUGIN_LOG_LEVEL: 'debug', AMBIT_CNI_PLUGIN_EXECUTABLE: '/app/ambit-cni',
     AMBIT_MOUNTS: JSON.stringify({ '/host/etc/cni/net.d': '/n1/etc/cni/net.d', '/host/opt/cni/bin': '/n1/opt/cni/bin', '/var/run/ambit': '/n1/var/run/ambit' }),
   });
   assert.deepEqual(boxed.cniInstall, {
     confDir: '/n1/etc/cni/net.d', binDir: '/n1/opt/cni/bin', uninstallOnExit: 'true', pluginLogLevel: 'debug',
-    excludeNamespaces: ['kube-system', 'ops', 'istio-system'],
+    excludeNamespaces: ['kube-system', 'ops', 'istio-system'], pluginExecutable: '/app/ambit-cni',
   });
   assert.equal(boxed.cniSocketPath, '/n1/var/run/ambit/cni.sock', 'the socket path written into the plugin\'s netconf is the node\'s');
   assert.equal(boxed.podSnapshotPath, '/n1/var/run/ambit/pods.json');
@@ -152,7 +152,9 @@ test('bad CNI install settings are reported by name', () => {
   assert.throws(() => loadConfig({
     ...MIN, AMBIT_CNI_INSTALL: 'true', AMBIT_CNI_CONF_DIR: 'etc/cni', AMBIT_CNI_UNINSTALL_ON_EXIT: 'sometimes',
     AMBIT_CNI_PLUGIN_LOG_LEVEL: 'loud', AMBIT_CNI_EXCLUDE_NAMESPACES: 'kube-system,Bad_NS', AMBIT_CNI_SOCKET: 'cni.sock',
+    AMBIT_CNI_PLUGIN_EXECUTABLE: 'ambit-cni',
   }), (err: Error) => {
+    assert.match(err.message, /AMBIT_CNI_PLUGIN_EXECUTABLE="ambit-cni" must be an absolute path/);
     assert.match(err.message, /AMBIT_CNI_CONF_DIR="etc\/cni" must be an absolute path/);
     assert.match(err.message, /AMBIT_CNI_UNINSTALL_ON_EXIT="sometimes" is not auto, true or false/);
     assert.match(err.message, /AMBIT_CNI_PLUGIN_LOG_LEVEL="loud" is not one of debug, info, warn, error, silent/);

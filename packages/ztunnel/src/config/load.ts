@@ -50,6 +50,8 @@ export interface CniInstallSettings {
   pluginLogLevel: CniPluginLogLevel;
   /** Namespaces the plugin passes through without asking the agent; the agent's own namespace included. */
   excludeNamespaces: string[];
+  /** The self-contained plugin executable to install (AMBIT_CNI_PLUGIN_EXECUTABLE); unset: the wrapper script. */
+  pluginExecutable?: string;
 }
 
 /** The agent's whole configuration, built once, validated, frozen, and shown at /config_dump. */
@@ -305,12 +307,15 @@ function cniInstallSettings(
   if (uninstall === 'auto' && config.kubernetes && (!config.podName || !config.podNamespace)) {
     problems.push(`${ENV.cniUninstallOnExit}=auto in Kubernetes mode needs ${ENV.podName} and ${ENV.podNamespace} (the agent's DaemonSet decides an uninstall); set them from the downward API or set ${ENV.cniUninstallOnExit}=true|false`);
   }
+  const executable = str(ENV.cniPluginExecutable);
+  if (executable !== undefined && !executable.startsWith('/')) problems.push(`${ENV.cniPluginExecutable}="${executable}" must be an absolute path`);
   return {
     confDir: mounted(ENV.cniConfDir, '/host/etc/cni/net.d'),
     binDir: mounted(ENV.cniBinDir, '/host/opt/cni/bin'),
     uninstallOnExit: uninstall as CniUninstallOnExit,
     pluginLogLevel: level as CniPluginLogLevel,
     excludeNamespaces: excluded,
+    ...(executable !== undefined ? { pluginExecutable: executable } : {}),
   };
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createEnrollmentServer, type EnrollmentServer } from './enrollment-api.js';
 import { createPodEnrollment, type PodEnrollment } from './pod-enrollment.js';
 import { createPodRegistry } from './pod-registry.js';
-import { createFakeCapturer, fakeNetns, recordingLogger, tempDir, waitFor, type FakeCapturer } from './test-helpers.js';
+import { createFakeCapturer, fakeNetns, recordingLogger, startEnrollmentAgent, tempDir, waitFor, type FakeCapturer } from './test-helpers.js';
 
 interface Reply { status: number; body: any; headers: Record<string, unknown> }
 
@@ -26,18 +26,8 @@ function call(socketPath: string, method: string, path: string, body?: string): 
   });
 }
 
-async function startAgent(t: { after(fn: () => Promise<void> | void): void }, dir: string, capturer: FakeCapturer = createFakeCapturer()) {
-  const { logger, lines } = recordingLogger();
-  const registry = createPodRegistry({ path: join(dir, 'pods.json'), logger });
-  const enrollment = createPodEnrollment({ capturer, registry, logger });
-  const socketPath = join(dir, 'run', 'cni.sock');
-  // Records DEL requests as they reach the agent (before the per-pod queue), so tests can wait for one to be queued.
-  const arrivedReleases: string[] = [];
-  const observed: PodEnrollment = { ...enrollment, release: (uid) => { arrivedReleases.push(uid); return enrollment.release(uid); } };
-  const server = createEnrollmentServer({ socketPath, enrollment: observed, logger });
-  await server.listen();
-  t.after(() => server.close());
-  return { server, socketPath, capturer, registry, enrollment, lines, arrivedReleases };
+function startAgent(t: { after(fn: () => unknown): void }, dir: string, capturer: FakeCapturer = createFakeCapturer()) {
+  return startEnrollmentAgent(t, { dir, capturer });
 }
 
 const podBody = (dir: string, uid = 'uid-1', extra: object = {}) => JSON.stringify({ uid, name: 'sleep-1', namespace: 'default', netns: fakeNetns(dir, uid), ...extra });

@@ -6,6 +6,9 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { CaptureOutcome, PodSpec } from './enrollment-contract.js';
 import type { PodCapturer } from './pod-spec.js';
+import { createEnrollmentServer } from './enrollment-api.js';
+import { createPodEnrollment, type PodEnrollment } from './pod-enrollment.js';
+import { createPodRegistry } from './pod-registry.js';
 
 export type CapturerCall = { op: 'capture'; pod: PodSpec } | { op: 'release'; uid: string } | { op: 'capture-done'; uid: string };
 
@@ -87,4 +90,23 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 500
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * A real enrollment server on a unix socket in `dir` (default: a fresh temp dir), backed by `capturer`, with the
+ * DEL requests recorded as they reach the agent (before the per-pod queue), so tests can wait for one to be queued.
+ */
+export async function startEnrollmentAgent(t: { after(fn: () => unknown): void }, options: { dir?: string; capturer?: FakeCapturer } = {}) {
+  const dir = options.dir ?? tempDir(t, 'ambit-cni-');
+  const capturer = options.capturer ?? createFakeCapturer();
+  const { logger, lines } = recordingLogger();
+  const registry = createPodRegistry({ path: join(dir, 'pods.json'), logger });
+  const enrollment = createPodEnrollment({ capturer, registry, logger });
+  const socketPath = join(dir, 'run', 'cni.sock');
+  const arrivedReleases: string[] = [];
+  const observed: PodEnrollment = { ...enrollment, release: (uid) => { arrivedReleases.push(uid); return enrollment.release(uid); } };
+  const server = createEnrollmentServer({ socketPath, enrollment: observed, logger });
+  await server.listen();
+  t.after(() => server.close());
+  return { dir, socketPath, capturer, enrollment, registry, server, lines, arrivedReleases };
 }
