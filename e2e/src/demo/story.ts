@@ -148,6 +148,7 @@ async function tell(ui: DemoConsole, mesh: DemoMesh, yaml: (f: string) => string
   await mesh.addWaypoint(ui, NS, yaml('waypoint.yaml'), SERVICES);
   ui.say('The agents choose a path per connection: keep-alive connections opened before the waypoint stay direct.');
   await mesh.reconnectApps(ui, NS);
+  await settle(ui, mesh, page, measurements);
   const wp = await loadWithSignals(ui, mesh, [page], requests, rate);
   ui.check(wp.load.byUrl[page]!.statuses['200'] === requests, `all ${requests} pages answered 200 through the waypoint`, JSON.stringify({ ...wp.load.byUrl[page]!.statuses, ...wp.load.byUrl[page]!.errors }));
   for (const svc of SERVICES) {
@@ -203,6 +204,26 @@ async function tell(ui: DemoConsole, mesh: DemoMesh, yaml: (f: string) => string
   ui.check(dh.statuses['403'] === dh.count, `every GET /health was denied with 403`, JSON.stringify(dh.statuses));
   ui.check(dp.statuses['200'] === dp.count, `every GET /productpage still answered 200`, JSON.stringify(dp.statuses));
   measurements.deny = { health: dh.statuses, productpage: dp.statuses };
+}
+
+/**
+ * After the apps' pods were replaced, waits (bounded) until 5 pages in a row answer 200, the way Istio's own tests
+ * retry until a new path works, so the measured steps see the mesh converged. What failed meanwhile is printed and
+ * kept in the measurements: a slow convergence is visible, not hidden.
+ */
+async function settle(ui: DemoConsole, mesh: DemoMesh, page: string, measurements: Record<string, unknown>): Promise<void> {
+  const started = Date.now();
+  const failed: Record<string, number> = {};
+  let probes = 0;
+  await ui.progress('waiting until pages answer through the new path (5 in a row)', () => waitFor(async () => {
+    const r = (await mesh.load([page], 5, 10)).byUrl[page]!;
+    probes += r.count;
+    for (const [k, n] of Object.entries({ ...r.statuses, ...r.errors })) if (k !== '200') failed[k] = (failed[k] ?? 0) + n;
+    return r.statuses['200'] === 5;
+  }, { timeoutMs: 60_000, intervalMs: 100, message: 'pages to answer 200 through the new path' }));
+  const seconds = (Date.now() - started) / 1000;
+  measurements.settle = { seconds, probes, failed };
+  if (Object.keys(failed).length > 0) ui.say(`the new path settled after ${seconds.toFixed(1)} s; before that, of ${probes} probe pages: ${JSON.stringify(failed)}`);
 }
 
 /** Runs the load while capturing on node-1's link (where the cross-node hops pass). */
