@@ -13,7 +13,7 @@ import {
 
 useScenarioMesh();
 
-test('with the controller scaled to 0 for 2 minutes, established and new connections between known pods keep working; back, the agents reconnect', { timeout: 230_000 }, async (t) => {
+test('with the controller scaled to 0 for 2 minutes, established and new connections between known pods keep working; back, the agents reconnect', { timeout: 300_000 }, async (t) => {
   await guarded(t, async () => {
     const [client, echo] = await runningPods(MESH_NS, ['client', 'echo']);
     const echoIp = echo!.status.podIP!;
@@ -62,7 +62,7 @@ test('with the controller scaled to 0 for 2 minutes, established and new connect
           if (r.code === 0) clients.push(...(JSON.parse(r.stdout) as { clients: typeof clients }).clients);
         }
         return agents.every((a) => clients.some((c) => c.proxy.includes(`~${a.status.podIP}~${a.metadata.name}.`) && Object.values(c.types).length > 0 && Object.values(c.types).every((x) => x.pendingNonces.length === 0)));
-      }, { timeoutMs: 60_000, intervalMs: 1000, message: 'both agents reconnected and synced to a controller replica' });
+      }, { timeoutMs: 120_000, intervalMs: 1000, message: 'both agents reconnected and synced to a controller replica' });
       t.diagnostic(`agents reconnected ${Date.now() - upAt} ms after the replicas were Ready`);
       assert.equal(holdState(hold).closed, undefined, 'the held connection survived the controller coming back');
       const r = await echoOnce(client!, echoIp, marker('AFTER-OUTAGE'));
